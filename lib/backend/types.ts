@@ -1,0 +1,63 @@
+/**
+ * The contract between command policy (lib/commands) and OS mechanism. Two implementations:
+ * `native` (the C++ addon: ioctls, clock, crypt, zero-copy base64 file I/O) and `fallback`
+ * (pure TypeScript plus standard tools: fsfreeze, fstrim, hwclock, chpasswd). Both must behave
+ * the same; errors are ErrnoError-shaped (code, errno, syscall, path) like Node's fs errors.
+ * Every method that can block runs off the event loop thread.
+ */
+export type BackendKind = 'native' | 'fallback';
+
+export interface TrimResult {
+  /** Bytes the kernel reports as trimmed (FITRIM's updated `len`). */
+  trimmed: bigint;
+  /** The kernel's updated `minlen`. */
+  minimum: bigint;
+}
+
+export interface FileReadReply {
+  /** The complete reply line, ready for the transport: `{"return": {...}<idSuffix>}\n`. */
+  chunks: Array<Buffer | string>;
+  count: number;
+  eof: boolean;
+}
+
+export interface SystemBackend {
+  readonly kind: BackendKind;
+
+  /** FIFREEZE the filesystem mounted at `mountpoint`. Rejects with code EOPNOTSUPP/EBUSY/... */
+  freeze(mountpoint: string): Promise<void>;
+  /** FITHAW repeatedly until it fails; true when at least one FITHAW succeeded. Rejects only when open() fails. */
+  thaw(mountpoint: string): Promise<boolean>;
+  /** FITRIM the whole filesystem with the given minimum extent length. */
+  trim(mountpoint: string, minimum: bigint): Promise<TrimResult>;
+
+  /** settimeofday() to `ns` nanoseconds since the epoch. */
+  setSystemTime(ns: bigint): Promise<void>;
+  /** Copy the system time into the hardware clock (what `hwclock -w` does). */
+  systemTimeToRtc(): Promise<void>;
+  /** Set the system time from the hardware clock (what `hwclock -s` does). */
+  rtcToSystemTime(): Promise<void>;
+
+  /**
+   * Set `user`'s password: `password` is clear text, or a crypt(3) hash when `crypted`.
+   * Native hashes with crypt(3) and rewrites the shadow file atomically; fallback runs chpasswd.
+   */
+  setUserPassword(user: string, password: string, crypted: boolean): Promise<void>;
+
+  /** Power off, halt or reboot now (native: reboot(2) after sync; fallback: /sbin/shutdown). */
+  powerOff(mode: 'powerdown' | 'halt' | 'reboot'): Promise<void>;
+
+  /**
+   * guest-file-read's reply built in place: read up to `count` bytes from `fd` (at `position`,
+   * or the current offset when null), base64-encode them into the reply line with `idSuffix`
+   * (`, "id": ...` or '') spliced in before the closing brace.
+   */
+  readFileReply(fd: number, position: number | null, count: number, idSuffix: string): Promise<FileReadReply>;
+  /**
+   * guest-file-write's payload: `src[start, end)` is base64 as received on the wire (qemu-ga's
+   * alphabet, `\n` allowed). Validates, decodes and writes `count` bytes (all when undefined)
+   * at `position` (current offset when null). Rejects with QgaError before writing anything
+   * when the data or the count is invalid. Resolves with the bytes written.
+   */
+  writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined): Promise<number>;
+}

@@ -1,0 +1,10 @@
+import type { CommandDef } from './define';
+import { coreCommands } from './core';
+
+/**
+ * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
+ * them reversed). Each module exports its commands as an array.
+ */
+export const allCommands: CommandDef[] = [
+  ...coreCommands,
+];

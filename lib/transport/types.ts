@@ -1,0 +1,21 @@
+import type { EventEmitter } from 'node:events';
+
+/**
+ * A byte channel to the host. Events: 'data' (Buffer), 'connect' (a host/client attached),
+ * 'disconnect' (it went away; the agent keeps running and waits for the next one),
+ * 'error' (Error; logged, the channel recovers by itself where it can).
+ */
+export interface Channel extends EventEmitter {
+  readonly description: string;
+  /** Open the device or start listening. Rejects when that is impossible (bad path, ...). */
+  start(): Promise<void>;
+  /**
+   * Send one reply. Resolves when the bytes are handed to the OS; resolves too (and drops the
+   * bytes) when the peer is gone: a vanished host never stops the agent.
+   */
+  write(chunks: ReadonlyArray<Buffer | string>): Promise<void>;
+  /** Stop reading; a paused channel buffers nothing new (back-pressure while a reply is slow). */
+  pause(): void;
+  resume(): void;
+  close(): Promise<void>;
+}
