@@ -1,0 +1,136 @@
+// guest-set-time mechanisms: settimeofday(2), and the RTC ioctls that replace `hwclock -w/-s`
+// on guests without hwclock. The UTC/LOCAL choice is made by the caller (it reads /etc/adjtime).
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/rtc.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "common.h"
+
+namespace qga {
+
+namespace {
+
+class SetSystemTimeWorker : public PromiseWorker {
+ public:
+  SetSystemTimeWorker(Napi::Env env, int64_t ns) : PromiseWorker(env, "qga:setSystemTime"), ns_(ns) {}
+
+ private:
+  void Execute() override {
+    struct timeval tv;
+    tv.tv_sec = static_cast<time_t>(ns_ / 1000000000);
+    tv.tv_usec = static_cast<suseconds_t>((ns_ % 1000000000) / 1000);
+    if (settimeofday(&tv, nullptr) != 0) error_.SetErrno(errno, "settimeofday");
+  }
+  int64_t ns_;
+};
+
+int OpenRtc(TaskError& error, const std::string& path, int flags) {
+  int fd;
+  do {
+    fd = open(path.c_str(), flags | O_CLOEXEC);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) error.SetErrno(errno, "open", path);
+  return fd;
+}
+
+// rtcWrite(devicePath, local): system time -> RTC, broken down in UTC or local time.
+class RtcWriteWorker : public PromiseWorker {
+ public:
+  RtcWriteWorker(Napi::Env env, std::string path, bool local)
+      : PromiseWorker(env, "qga:rtcWrite"), path_(std::move(path)), local_(local) {}
+
+ private:
+  void Execute() override {
+    int fd = OpenRtc(error_, path_, O_RDONLY);
+    if (fd < 0) return;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    if (local_) localtime_r(&now.tv_sec, &tm);
+    else gmtime_r(&now.tv_sec, &tm);
+    struct rtc_time rt;
+    memset(&rt, 0, sizeof rt);
+    rt.tm_sec = tm.tm_sec;
+    rt.tm_min = tm.tm_min;
+    rt.tm_hour = tm.tm_hour;
+    rt.tm_mday = tm.tm_mday;
+    rt.tm_mon = tm.tm_mon;
+    rt.tm_year = tm.tm_year;
+    rt.tm_wday = tm.tm_wday;
+    rt.tm_yday = tm.tm_yday;
+    rt.tm_isdst = 0;
+    if (ioctl(fd, RTC_SET_TIME, &rt) != 0) error_.SetErrno(errno, "ioctl(RTC_SET_TIME)", path_);
+    close(fd);
+  }
+  std::string path_;
+  bool local_;
+};
+
+// rtcRead(devicePath, local) -> bigint nanoseconds since the epoch (whole seconds).
+class RtcReadWorker : public PromiseWorker {
+ public:
+  RtcReadWorker(Napi::Env env, std::string path, bool local)
+      : PromiseWorker(env, "qga:rtcRead"), path_(std::move(path)), local_(local) {}
+
+ private:
+  void Execute() override {
+    int fd = OpenRtc(error_, path_, O_RDONLY);
+    if (fd < 0) return;
+    struct rtc_time rt;
+    memset(&rt, 0, sizeof rt);
+    int r = ioctl(fd, RTC_RD_TIME, &rt);
+    int saved = errno;
+    close(fd);
+    if (r != 0) return error_.SetErrno(saved, "ioctl(RTC_RD_TIME)", path_);
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    tm.tm_sec = rt.tm_sec;
+    tm.tm_min = rt.tm_min;
+    tm.tm_hour = rt.tm_hour;
+    tm.tm_mday = rt.tm_mday;
+    tm.tm_mon = rt.tm_mon;
+    tm.tm_year = rt.tm_year;
+    tm.tm_isdst = -1;  // local: let the zone rules decide
+    time_t t = local_ ? mktime(&tm) : timegm(&tm);
+    if (t == static_cast<time_t>(-1)) return error_.SetErrno(EINVAL, "mktime", path_);
+    seconds_ = static_cast<int64_t>(t);
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::BigInt::New(env, seconds_ * 1000000000); }
+  std::string path_;
+  bool local_;
+  int64_t seconds_ = 0;
+};
+
+Napi::Value SetSystemTime(const Napi::CallbackInfo& info) {
+  int64_t ns = ArgInt64(info, 0, "ns");
+  if (ns < 0) throw Napi::RangeError::New(info.Env(), "argument 'ns' must not be negative");
+  return (new SetSystemTimeWorker(info.Env(), ns))->Queue();
+}
+
+bool ArgLocal(const Napi::CallbackInfo& info, size_t i) { return info.Length() > i && info[i].ToBoolean().Value(); }
+
+Napi::Value RtcWrite(const Napi::CallbackInfo& info) {
+  return (new RtcWriteWorker(info.Env(), ArgString(info, 0, "devicePath"), ArgLocal(info, 1)))->Queue();
+}
+
+Napi::Value RtcRead(const Napi::CallbackInfo& info) {
+  return (new RtcReadWorker(info.Env(), ArgString(info, 0, "devicePath"), ArgLocal(info, 1)))->Queue();
+}
+
+}  // namespace
+
+void InitClock(Napi::Env env, Napi::Object exports) {
+  exports.Set("setSystemTime", Napi::Function::New(env, SetSystemTime, "setSystemTime"));
+  exports.Set("rtcWrite", Napi::Function::New(env, RtcWrite, "rtcWrite"));
+  exports.Set("rtcRead", Napi::Function::New(env, RtcRead, "rtcRead"));
+}
+
+}  // namespace qga

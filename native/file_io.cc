@@ -1,0 +1,235 @@
+// guest-file-read / guest-file-write data paths.
+// readFileReply: read(2)/pread(2) straight into the reply buffer, base64-encode in place and
+// wrap with the JSON around it, so the host's reply line is one Buffer built off the JS thread.
+// writeBase64: validate + decode (glib semantics) + write(2)/pwrite(2) off the JS thread.
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "base64.h"
+#include "common.h"
+
+namespace qga {
+
+namespace {
+
+constexpr char kHeadPrefix[] = "{\"return\": {\"count\": ";
+constexpr char kHeadSuffix[] = ", \"buf-b64\": \"";
+constexpr size_t kHeadMax = sizeof kHeadPrefix - 1 + 20 + sizeof kHeadSuffix - 1;
+constexpr char kEofTrue[] = "\", \"eof\": true}";
+constexpr char kEofFalse[] = "\", \"eof\": false}";
+
+void FreeBlock(Napi::Env, uint8_t*, uint8_t* block) { free(block); }
+
+class ReadFileReplyWorker : public PromiseWorker {
+ public:
+  ReadFileReplyWorker(Napi::Env env, int fd, int64_t position, size_t count, std::string id_suffix)
+      : PromiseWorker(env, "qga:readFileReply"), fd_(fd), position_(position), count_(count),
+        id_suffix_(std::move(id_suffix)) {}
+  ~ReadFileReplyWorker() override { free(block_); }
+
+ private:
+  // Layout of block_: [header, right-aligned to kHeadMax][base64 ...][trailer]. The raw
+  // data is read into the base64 area at Base64InPlaceGap(count) and encoded in place.
+  void Execute() override {
+    size_t b64_max = Base64EncodedLength(count_);
+    size_t capacity = kHeadMax + b64_max + 8 + sizeof kEofFalse + id_suffix_.size() + 2;
+    block_ = static_cast<uint8_t*>(malloc(capacity));
+    if (block_ == nullptr) return error_.SetErrno(ENOMEM, "malloc");
+    uint8_t* b64 = block_ + kHeadMax;
+    uint8_t* data = b64 + Base64InPlaceGap(count_);
+
+    size_t got = 0;
+    bool eof = false;
+    while (got < count_) {
+      ssize_t r = position_ < 0 ? read(fd_, data + got, count_ - got)
+                                : pread(fd_, data + got, count_ - got, position_ + static_cast<off_t>(got));
+      if (r > 0) {
+        got += static_cast<size_t>(r);
+      } else if (r == 0) {
+        eof = true;
+        break;
+      } else if (errno == EINTR) {
+        continue;
+      } else if ((errno == EAGAIN || errno == EWOULDBLOCK) && got > 0) {
+        break;  // a non-blocking source ran dry: reply with what arrived
+      } else {
+        return error_.SetErrno(errno, position_ < 0 ? "read" : "pread");
+      }
+    }
+    count_read_ = got;
+    eof_ = eof;
+
+    Base64Encode(data, got, b64);
+    uint8_t* p = b64 + Base64EncodedLength(got);
+    const char* eof_text = eof ? kEofTrue : kEofFalse;
+    size_t eof_len = eof ? sizeof kEofTrue - 1 : sizeof kEofFalse - 1;
+    memcpy(p, eof_text, eof_len);
+    p += eof_len;
+    memcpy(p, id_suffix_.data(), id_suffix_.size());
+    p += id_suffix_.size();
+    *p++ = '}';
+    *p++ = '\n';
+
+    std::string head = kHeadPrefix + Decimal(static_cast<long long>(got)) + kHeadSuffix;
+    start_ = b64 - head.size();
+    memcpy(start_, head.data(), head.size());
+    length_ = p - start_;
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    // Hand the malloc'd block to JS without copying; the finalizer frees the block start.
+    uint8_t* block = block_;
+    Napi::Buffer<uint8_t> reply = Napi::Buffer<uint8_t>::New(env, start_, length_, FreeBlock, block);
+    block_ = nullptr;
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("reply", reply);
+    result.Set("count", Napi::Number::New(env, static_cast<double>(count_read_)));
+    result.Set("eof", Napi::Boolean::New(env, eof_));
+    return result;
+  }
+
+  int fd_;
+  int64_t position_;
+  size_t count_;
+  std::string id_suffix_;
+  uint8_t* block_ = nullptr;
+  uint8_t* start_ = nullptr;
+  size_t length_ = 0;
+  size_t count_read_ = 0;
+  bool eof_ = false;
+};
+
+// Decode scratch per pool thread, kept between calls unless it grew large.
+constexpr size_t kKeepScratch = 4u << 20;
+thread_local std::string tls_scratch;
+
+class WriteBase64Worker : public PromiseWorker {
+ public:
+  WriteBase64Worker(Napi::Env env, int fd, int64_t position, Napi::Buffer<uint8_t> src, size_t start,
+                    size_t end, int64_t count)
+      : PromiseWorker(env, "qga:writeBase64"), fd_(fd), position_(position),
+        src_ref_(Napi::Persistent(src)), data_(src.Data() + start), len_(end - start), count_(count) {}
+
+ private:
+  void Execute() override {
+    std::string& scratch = tls_scratch;
+    scratch.resize(Base64DecodedMax(len_));
+    uint8_t* out = reinterpret_cast<uint8_t*>(&scratch[0]);
+    size_t decoded = 0;
+    bool ok = Base64DecodeGlib(data_, len_, out, &decoded);
+    if (ok) Write(out, decoded);
+    if (scratch.size() > kKeepScratch) std::string().swap(scratch);
+    if (!ok) error_.SetQga("Base64 data contains invalid characters");
+  }
+
+  void Write(const uint8_t* out, size_t decoded) {
+    if (count_ < -1 || (count_ >= 0 && static_cast<uint64_t>(count_) > decoded))
+      return error_.SetQga("value '" + Decimal(count_) + "' is invalid for argument count");
+    size_t want = count_ == -1 ? decoded : static_cast<size_t>(count_);
+    size_t done = 0;
+    while (done < want) {
+      ssize_t w = position_ < 0 ? write(fd_, out + done, want - done)
+                                : pwrite(fd_, out + done, want - done, position_ + static_cast<off_t>(done));
+      if (w > 0) {
+        done += static_cast<size_t>(w);
+      } else if (w < 0 && errno == EINTR) {
+        continue;
+      } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && done > 0) {
+        break;  // a full non-blocking pipe: report the short write, like fwrite would
+      } else {
+        return error_.SetErrno(w < 0 ? errno : EIO, position_ < 0 ? "write" : "pwrite");
+      }
+    }
+    written_ = done;
+  }
+
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(written_)); }
+
+  int fd_;
+  int64_t position_;
+  Napi::Reference<Napi::Buffer<uint8_t>> src_ref_;  // keeps the source bytes alive
+  const uint8_t* data_;
+  size_t len_;
+  int64_t count_;
+  size_t written_ = 0;
+};
+
+Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* name) {
+  if (info.Length() <= i || !info[i].IsBuffer())
+    throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Buffer");
+  return info[i].As<Napi::Buffer<uint8_t>>();
+}
+
+int ArgFd(const Napi::CallbackInfo& info, size_t i) {
+  int64_t fd = ArgInt64(info, i, "fd");
+  if (fd < 0 || fd > INT32_MAX) throw Napi::TypeError::New(info.Env(), "argument 'fd' must be a file descriptor");
+  return static_cast<int>(fd);
+}
+
+// readFileReply(fd, position (-1 = current offset), count, idSuffix) -> Promise<{reply, count, eof}>
+Napi::Value ReadFileReply(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  int64_t position = ArgInt64(info, 1, "position");
+  int64_t count = ArgInt64(info, 2, "count");
+  if (count < 0 || count > (int64_t(1) << 40)) throw Napi::RangeError::New(info.Env(), "argument 'count' is out of range");
+  std::string id_suffix = info.Length() > 3 && !info[3].IsUndefined() ? ArgString(info, 3, "idSuffix") : "";
+  auto* worker = new ReadFileReplyWorker(info.Env(), fd, position, static_cast<size_t>(count), std::move(id_suffix));
+  return worker->Queue();
+}
+
+// writeBase64(fd, position (-1 = current offset), src, start, end, count (-1 = all)) -> Promise<number>
+Napi::Value WriteBase64(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  int64_t position = ArgInt64(info, 1, "position");
+  Napi::Buffer<uint8_t> src = ArgBuffer(info, 2, "src");
+  int64_t start = ArgInt64(info, 3, "start");
+  int64_t end = ArgInt64(info, 4, "end");
+  int64_t count = info.Length() > 5 && !info[5].IsUndefined() && !info[5].IsNull() ? ArgInt64(info, 5, "count") : -1;
+  if (start < 0 || end < start || static_cast<uint64_t>(end) > src.Length())
+    throw Napi::RangeError::New(info.Env(), "start/end are outside the buffer");
+  auto* worker = new WriteBase64Worker(info.Env(), fd, position, src, static_cast<size_t>(start),
+                                       static_cast<size_t>(end), count);
+  return worker->Queue();
+}
+
+// base64Encode(buf, impl?: 'scalar' | 'avx2') -> Buffer (synchronous; tests and benchmarks)
+Napi::Value Base64EncodeJs(const Napi::CallbackInfo& info) {
+  Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
+  EncoderKind kind = EncoderKind::Best;
+  if (info.Length() > 1 && info[1].IsString()) {
+    std::string k = info[1].As<Napi::String>().Utf8Value();
+    if (k == "scalar") kind = EncoderKind::Scalar;
+    else if (k == "avx2" && Base64HaveAvx2()) kind = EncoderKind::Avx2;
+    else if (k != "best") throw Napi::TypeError::New(info.Env(), "unknown or unavailable encoder '" + k + "'");
+  }
+  size_t n = Base64EncodedLength(src.Length());
+  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), n);
+  Base64Encode(src.Data(), src.Length(), out.Data(), kind);
+  return out;
+}
+
+// base64DecodeGlib(buf) -> Buffer; throws Error{code:'EQGA'} on invalid characters.
+Napi::Value Base64DecodeGlibJs(const Napi::CallbackInfo& info) {
+  Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
+  std::string out(Base64DecodedMax(src.Length()), '\0');
+  size_t n = 0;
+  if (!Base64DecodeGlib(src.Data(), src.Length(), reinterpret_cast<uint8_t*>(&out[0]), &n))
+    throw QgaError(info.Env(), "Base64 data contains invalid characters");
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(out.data()), n);
+}
+
+}  // namespace
+
+void InitFileIo(Napi::Env env, Napi::Object exports) {
+  exports.Set("readFileReply", Napi::Function::New(env, ReadFileReply, "readFileReply"));
+  exports.Set("writeBase64", Napi::Function::New(env, WriteBase64, "writeBase64"));
+  exports.Set("base64Encode", Napi::Function::New(env, Base64EncodeJs, "base64Encode"));
+  exports.Set("base64DecodeGlib", Napi::Function::New(env, Base64DecodeGlibJs, "base64DecodeGlib"));
+  exports.Set("base64Encoder", Napi::String::New(env, Base64HaveAvx2() ? "avx2" : "scalar"));
+}
+
+}  // namespace qga
