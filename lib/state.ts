@@ -85,9 +85,10 @@ function readMarker(p: string): FrozenRecord {
 /** Write a small file through a temp file and rename, never following a planted symlink. */
 export function writeAtomic(file: string, data: string | Buffer, mode: number): void {
   const tmp = `${file}.${process.pid}.tmp`;
+  fs.rmSync(tmp, { force: true });
   const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
   try {
-    fs.writeSync(fd, data);
+    if (typeof data === 'string') fs.writeSync(fd, data); else fs.writeSync(fd, data);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);

@@ -47,6 +47,8 @@ export interface CommandDef<A = any> {
   allowedWhileFrozen: boolean;
   /** Commands qemu-ga registers on Linux but keeps disabled (guest-get-devices). */
   unsupported?: boolean;
+  /** guest-sync-delimited: a successful reply is preceded by the 0xFF sentinel byte. */
+  delimited?: boolean;
   run(args: A, ctx: CommandContext): Promise<HandlerResult> | HandlerResult;
 }
 
@@ -57,6 +59,7 @@ export function defineCommand<A = Record<string, never>>(def: {
   successResponse?: boolean;
   allowedWhileFrozen?: boolean;
   unsupported?: boolean;
+  delimited?: boolean;
   run(args: A, ctx: CommandContext): Promise<HandlerResult> | HandlerResult;
 }): CommandDef<A> {
   return {
@@ -66,6 +69,7 @@ export function defineCommand<A = Record<string, never>>(def: {
     successResponse: def.successResponse ?? true,
     allowedWhileFrozen: def.allowedWhileFrozen ?? false,
     unsupported: def.unsupported,
+    delimited: def.delimited,
     run: def.run,
   };
 }

@@ -1,5 +1,6 @@
 import type { CommandDef } from './define';
-import { coreCommands } from './core';
+import { coreCommands, infoCommand } from './core';
+import { fileCommands } from './file';
 
 /**
  * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
@@ -7,4 +8,6 @@ import { coreCommands } from './core';
  */
 export const allCommands: CommandDef[] = [
   ...coreCommands,
+  infoCommand,
+  ...fileCommands,
 ];

@@ -4,8 +4,11 @@
  * Long strings without escapes stay as raw byte ranges (RawString), so a 64 MiB `buf-b64`
  * never becomes a JavaScript string.
  */
-export type JsonValue = null | boolean | number | bigint | string | RawString | JsonValue[] | JsonObject;
-export interface JsonObject { [key: string]: JsonValue }
+export type JsonValue = null | boolean | number | bigint | string | RawString | JsonFloat | JsonValue[] | JsonMap | JsonObject;
+/** Objects parsed from the wire are Maps: insertion order is kept exactly (QDict order depends on it). */
+export type JsonMap = Map<string, JsonValue>;
+/** Objects built by handlers for replies. */
+export interface JsonObject { [key: string]: JsonValue | undefined }
 
 /** A string member kept as bytes of the received request: ASCII-safe, no escapes inside. */
 export class RawString {

@@ -1,0 +1,84 @@
+#!/usr/bin/env node
+/**
+ * The node-qga command: parses qemu-ga's options, starts the agent, handles signals.
+ * The only place that calls process.exit.
+ */
+// File and device work runs on libuv's pool; a blocked device read must not starve it.
+process.env.UV_THREADPOOL_SIZE ??= '8';
+
+import { parseCommandLine, dumpConfig, UsageError, USAGE } from './config';
+import { allCommands } from './commands';
+import { Logger } from './log';
+import { StateStore } from './state';
+import { selectBackend } from './backend';
+import { createChannel, ChannelConfigError } from './channels';
+import { Agent } from './agent';
+import { PACKAGE_VERSION } from './version';
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseCommandLine(argv);
+  } catch (e) {
+    if (e instanceof UsageError) {
+      process.stderr.write(`node-qga: ${e.message}\nTry 'node-qga --help' for more information.\n`);
+      return 1;
+    }
+    throw e;
+  }
+  const { config } = parsed;
+  if (parsed.showHelp) { process.stdout.write(USAGE); return 0; }
+  if (parsed.showVersion) { process.stdout.write(`QEMU Guest Agent ${PACKAGE_VERSION} (node-qga)\n`); return 0; }
+  if (parsed.listCommands) { process.stdout.write(allCommands.map((c) => c.name).join('\n') + '\n'); return 0; }
+  if (parsed.dumpConfig) { process.stdout.write(dumpConfig(config)); return 0; }
+
+  const log = new Logger(config.verbose, config.logfile);
+  let state: StateStore;
+  try {
+    state = StateStore.open(config.statedir);
+  } catch (e) {
+    log.error(`failed to load persistent state: ${(e as Error).message}`);
+    return 1;
+  }
+  let choice;
+  try {
+    choice = selectBackend(config, log);
+  } catch (e) {
+    log.error((e as Error).message);
+    return 1;
+  }
+  let channel;
+  try {
+    channel = createChannel(config);
+  } catch (e) {
+    if (e instanceof ChannelConfigError) { log.error(e.message); return 1; }
+    throw e;
+  }
+  const agent = new Agent({ config, backend: choice.backend, channel, log, state });
+  try {
+    await agent.start();
+  } catch (e) {
+    log.error(`failed to open channel ${channel.description}: ${(e as Error).message}`);
+    return 1;
+  }
+  log.info(`backend: ${choice.backend.kind}${choice.nativeError ? ` (native unavailable: ${choice.nativeError})` : ''}`);
+
+  return new Promise<number>((resolve) => {
+    const onSignal = (sig: string) => {
+      if (agent.state.frozen) {
+        // As qemu-ga: a frozen guest is not left behind by a stray SIGTERM; thaw first.
+        log.warn(`${sig} ignored while filesystems are frozen; send guest-fsfreeze-thaw first`);
+        return;
+      }
+      log.info(`${sig} received, exiting`);
+      void agent.stop().then(() => resolve(0));
+    };
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
+  });
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e) => { process.stderr.write(`node-qga: fatal: ${(e as Error)?.stack ?? e}\n`); process.exit(1); },
+);

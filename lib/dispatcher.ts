@@ -1,0 +1,88 @@
+/**
+ * Turns one decoded request into its reply: envelope checks in qemu-ga's order and words,
+ * command lookup, the block/allow lists and the frozen allow-list, argument validation
+ * against the command's declaration, then the handler. Replies come back as ready-to-send
+ * chunks; the dispatcher does no I/O.
+ */
+import type { CommandContext, CommandDef, CommandRegistryView } from './commands/define';
+import { RawReply } from './commands/define';
+import { QgaError } from './errors';
+import { errorReply, idSuffix, qdictOrder, successReply } from './protocol/encoder';
+import { validateArguments } from './protocol/validate';
+import type { JsonValue } from './protocol/values';
+
+export const SENTINEL = Buffer.from([0xff]);
+
+export interface Reply {
+  chunks: Array<Buffer | string>;
+}
+
+export interface DispatcherOptions {
+  blockRpcs: readonly string[];
+  allowRpcs?: readonly string[];
+}
+
+export class Dispatcher implements CommandRegistryView {
+  private readonly commands = new Map<string, CommandDef>();
+  private readonly blocked: Set<string>;
+  private readonly allowed?: Set<string>;
+
+  constructor(commands: readonly CommandDef[], opts: DispatcherOptions, private readonly context: () => Omit<CommandContext, 'idSuffix'>) {
+    for (const c of commands) this.commands.set(c.name, c);
+    // Names are matched exactly as qemu-ga does; surrounding whitespace is not a way around a list.
+    this.blocked = new Set(opts.blockRpcs.map((n) => n.trim()));
+    this.allowed = opts.allowRpcs ? new Set(opts.allowRpcs.map((n) => n.trim())) : undefined;
+  }
+
+  /** Why a command is disabled right now, or undefined when it may run. */
+  disabledReason(name: string): string | undefined {
+    const cmd = this.commands.get(name);
+    if (!cmd) return undefined;
+    if (this.context().state.frozen && !cmd.allowedWhileFrozen) return `Command ${name} has been disabled: the agent is in frozen state`;
+    if (cmd.unsupported || this.blocked.has(name) || (this.allowed && !this.allowed.has(name))) return `Command ${name} has been disabled`;
+    return undefined;
+  }
+
+  list(): Array<{ name: string; enabled: boolean; successResponse: boolean }> {
+    return [...this.commands.values()].reverse().map((c) => ({
+      name: c.name, enabled: this.disabledReason(c.name) === undefined, successResponse: c.successResponse,
+    }));
+  }
+
+  get names(): string[] { return [...this.commands.keys()]; }
+
+  async dispatch(request: JsonValue): Promise<Reply | null> {
+    if (!(request instanceof Map)) return { chunks: [errorReply('GenericError', 'QMP input must be a JSON object', undefined, false)] };
+    const hasId = request.has('id');
+    const id = request.get('id');
+    const fail = (e: QgaError): Reply => ({ chunks: [errorReply(e.errorClass, e.desc, id, hasId)] });
+
+    for (const key of qdictOrder([...request.keys()])) {
+      const v = request.get(key);
+      if (key === 'execute') { if (typeof v !== 'string') return fail(new QgaError("QMP input member 'execute' must be a string")); }
+      else if (key === 'arguments') { if (!(v instanceof Map)) return fail(new QgaError("QMP input member 'arguments' must be an object")); }
+      else if (key !== 'id') return fail(new QgaError(`QMP input member '${key}' is unexpected`));
+    }
+    const name = request.get('execute');
+    if (name === undefined) return fail(new QgaError("QMP input lacks member 'execute'"));
+    const cmd = this.commands.get(name as string);
+    if (!cmd) return fail(new QgaError(`The command ${name as string} has not been found`, 'CommandNotFound'));
+    const disabled = this.disabledReason(cmd.name);
+    if (disabled) return fail(new QgaError(disabled, 'CommandNotFound'));
+
+    let result: unknown;
+    try {
+      const args = validateArguments(cmd.args, (request.get('arguments') as Map<string, JsonValue> | undefined) ?? new Map());
+      result = await cmd.run(args, { ...this.context(), idSuffix: idSuffix(id, hasId) });
+    } catch (e) {
+      if (e instanceof QgaError) return fail(e);
+      // A bug or an unexpected OS error must not take the agent down: report it like qemu-ga would.
+      this.context().log.error(`command ${cmd.name} failed unexpectedly: ${(e as Error)?.stack ?? e}`);
+      return fail(new QgaError((e as Error)?.message ?? String(e)));
+    }
+    if (!cmd.successResponse) return null;
+    if (result instanceof RawReply) return { chunks: result.chunks };
+    const line = successReply(result === undefined ? {} : result, id, hasId);
+    return { chunks: cmd.delimited ? [SENTINEL, line] : [line] };
+  }
+}

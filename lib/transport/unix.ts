@@ -1,0 +1,90 @@
+import { EventEmitter } from 'node:events';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type { Channel } from './types';
+
+/**
+ * `-m unix-listen`: one client at a time, as qemu-ga serves it. Clients that connect while
+ * another is served are held unread (their requests wait, like in qemu-ga's backlog) and
+ * taken in order when the current one leaves. A client vanishing mid-reply is just a
+ * disconnect. The socket file is created with mode 0600: only root talks to the agent.
+ */
+export class UnixListenChannel extends EventEmitter implements Channel {
+  private server?: net.Server;
+  private current?: net.Socket;
+  private waiting: net.Socket[] = [];
+  private paused = false;
+
+  constructor(private readonly path: string, private readonly listenFd?: number) { super(); }
+
+  get description(): string { return `unix-listen:${this.path}`; }
+
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+      server.once('error', reject);
+      const ready = () => {
+        server.removeListener('error', reject);
+        server.on('error', (e) => this.emit('error', e));
+        resolve();
+      };
+      if (this.listenFd !== undefined) {
+        server.listen({ fd: this.listenFd }, ready);
+      } else {
+        try { fs.unlinkSync(this.path); } catch { /* not there */ }
+        const oldMask = process.umask(0o177);
+        server.listen(this.path, () => { process.umask(oldMask); ready(); });
+        server.once('error', () => process.umask(oldMask));
+      }
+      this.server = server;
+    });
+  }
+
+  private onConnection(s: net.Socket): void {
+    s.on('error', () => { /* EPIPE/ECONNRESET: handled as a disconnect on 'close' */ });
+    s.on('close', () => this.onClose(s));
+    if (this.current) { this.waiting.push(s); return; }
+    this.serve(s);
+  }
+
+  private serve(s: net.Socket): void {
+    this.current = s;
+    s.on('data', (d: Buffer) => this.emit('data', d));
+    this.emit('connect');
+    if (!this.paused) s.resume();
+  }
+
+  private onClose(s: net.Socket): void {
+    if (s !== this.current) { this.waiting = this.waiting.filter((w) => w !== s); return; }
+    this.current = undefined;
+    this.emit('disconnect');
+    const next = this.waiting.shift();
+    if (next) this.serve(next);
+  }
+
+  write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
+    const s = this.current;
+    if (!s || s.destroyed || !s.writable) return Promise.resolve();
+    s.cork();
+    let ok = true;
+    for (const c of chunks) ok = typeof c === 'string' ? s.write(c, 'latin1') : s.write(c);
+    s.uncork();
+    if (ok) return Promise.resolve();
+    // Back-pressure: wait until the client has taken the reply (or is gone).
+    return new Promise((resolve) => {
+      const done = () => { s.off('drain', done); s.off('close', done); resolve(); };
+      s.on('drain', done);
+      s.on('close', done);
+    });
+  }
+
+  pause(): void { this.paused = true; this.current?.pause(); }
+  resume(): void { this.paused = false; this.current?.resume(); }
+
+  close(): Promise<void> {
+    for (const s of [this.current, ...this.waiting]) s?.destroy();
+    this.current = undefined;
+    this.waiting = [];
+    return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
