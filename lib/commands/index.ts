@@ -1,6 +1,10 @@
 import type { CommandDef } from './define';
 import { coreCommands, infoCommand } from './core';
 import { fileCommands } from './file';
+import { networkCommands } from './network';
+import { vcpuCommands } from './vcpus';
+import { fsinfoCommands } from './fsinfo';
+import { memoryCommands } from './memory';
 
 /**
  * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
@@ -10,4 +14,8 @@ export const allCommands: CommandDef[] = [
   ...coreCommands,
   infoCommand,
   ...fileCommands,
+  ...networkCommands,
+  ...vcpuCommands,
+  ...fsinfoCommands,
+  ...memoryCommands,
 ];
