@@ -1,6 +1,10 @@
 import type { CommandDef } from './define';
 import { coreCommands, infoCommand } from './core';
+import { timeCommands } from './time';
+import { shutdownCommands, suspendCommands } from './power';
 import { fileCommands } from './file';
+import { fsfreezeCommands, fstrimCommands } from './fsfreeze';
+import { passwordCommands } from './password';
 import { networkCommands } from './network';
 import { vcpuCommands } from './vcpus';
 import { fsinfoCommands } from './fsinfo';
@@ -12,10 +16,16 @@ import { memoryCommands } from './memory';
  */
 export const allCommands: CommandDef[] = [
   ...coreCommands,
+  ...timeCommands,
   infoCommand,
+  ...shutdownCommands,
   ...fileCommands,
+  ...fsfreezeCommands,
+  ...fstrimCommands,
+  ...suspendCommands,
   ...networkCommands,
   ...vcpuCommands,
   ...fsinfoCommands,
+  ...passwordCommands,
   ...memoryCommands,
 ];
