@@ -1,0 +1,4 @@
+#!/bin/sh
+echo "QGA-VM shutdown"
+sync
+umount /data 2>/dev/null
