@@ -7,7 +7,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "base64.h"
 #include "common.h"
@@ -22,14 +25,135 @@ constexpr size_t kHeadMax = sizeof kHeadPrefix - 1 + 20 + sizeof kHeadSuffix - 1
 constexpr char kEofTrue[] = "\", \"eof\": true}";
 constexpr char kEofFalse[] = "\", \"eof\": false}";
 
-void FreeBlock(Napi::Env, uint8_t*, uint8_t* block) { free(block); }
+// Reply blocks are handed to JS as external Buffers and come back through their finalizer.
+// Large ones (beyond malloc's mmap threshold) would otherwise be mmap'd fresh for every read,
+// and page-faulting ~1.4 MiB per 1 MiB read costs more than the read and the encoding
+// together. So recently finalized large blocks are kept here, bounded, for the next read.
+class BlockPool {
+ public:
+  // A block of at least `want` usable bytes; its capacity is stored in a header before it.
+  uint8_t* Take(size_t want) {
+    if (want >= kPoolMin) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      size_t best = blocks_.size();
+      for (size_t i = 0; i < blocks_.size(); i++) {
+        size_t cap = Capacity(blocks_[i]);
+        if (cap >= want && cap <= want + want / 2 + kRound && (best == blocks_.size() || cap < Capacity(blocks_[best])))
+          best = i;
+      }
+      if (best != blocks_.size()) {
+        uint8_t* block = blocks_[best];
+        pooled_bytes_ -= Capacity(block);
+        blocks_.erase(blocks_.begin() + static_cast<std::ptrdiff_t>(best));
+        return block;
+      }
+      want = (want + kRound - 1) / kRound * kRound;
+    }
+    uint8_t* raw = static_cast<uint8_t*>(malloc(want + kHeader));
+    if (raw == nullptr) return nullptr;
+    memcpy(raw, &want, sizeof want);
+    return raw + kHeader;
+  }
+
+  void Give(uint8_t* block) {
+    size_t cap = Capacity(block);
+    if (cap >= kPoolMin && cap <= kPoolMaxBlock) {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (blocks_.size() < kPoolMaxBlocks && pooled_bytes_ + cap <= kPoolMaxBytes) {
+        blocks_.push_back(block);
+        pooled_bytes_ += cap;
+        return;
+      }
+    }
+    free(block - kHeader);
+  }
+
+ private:
+  static size_t Capacity(const uint8_t* block) {
+    size_t cap;
+    memcpy(&cap, block - kHeader, sizeof cap);
+    return cap;
+  }
+  static constexpr size_t kHeader = 64;  // keeps the usable area cache-line aligned
+  static constexpr size_t kRound = 64 << 10;
+  static constexpr size_t kPoolMin = 128 << 10;
+  static constexpr size_t kPoolMaxBlock = 24 << 20;
+  static constexpr size_t kPoolMaxBlocks = 4;
+  static constexpr size_t kPoolMaxBytes = 64 << 20;
+  std::mutex mutex_;
+  std::vector<uint8_t*> blocks_;
+  size_t pooled_bytes_ = 0;
+};
+
+BlockPool& Pool() {
+  static BlockPool* pool = new BlockPool();  // never destroyed: finalizers may run at exit
+  return *pool;
+}
+
+// A reply block handed to JS. It goes back to the pool either when JS says it is done with
+// the reply (recycleReply(token), e.g. once the transport has written it) or, failing that,
+// when the Buffer is garbage-collected; whichever comes first, exactly once.
+struct LentBlock {
+  uint8_t* block;
+  double token;
+  bool returned = false;
+};
+
+class LentBlocks {
+ public:
+  LentBlock* Lend(uint8_t* block) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto* lent = new LentBlock{block, ++last_token_};
+    by_token_[lent->token] = lent;
+    return lent;
+  }
+  // Early return by token; a second call, or a stale token, does nothing.
+  bool Recycle(double token) {
+    LentBlock* lent;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      auto it = by_token_.find(token);
+      if (it == by_token_.end()) return false;
+      lent = it->second;
+      by_token_.erase(it);
+      lent->returned = true;
+    }
+    Pool().Give(lent->block);
+    return true;
+  }
+  // The Buffer was collected: return the block unless recycleReply already did.
+  void Finalized(LentBlock* lent) {
+    bool give;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      give = !lent->returned;
+      if (give) by_token_.erase(lent->token);
+    }
+    if (give) Pool().Give(lent->block);
+    delete lent;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unordered_map<double, LentBlock*> by_token_;
+  double last_token_ = 0;
+};
+
+LentBlocks& Lent() {
+  static LentBlocks* lent = new LentBlocks();  // never destroyed: finalizers may run at exit
+  return *lent;
+}
+
+void FinalizeReply(Napi::Env, uint8_t*, LentBlock* lent) { Lent().Finalized(lent); }
 
 class ReadFileReplyWorker : public PromiseWorker {
  public:
   ReadFileReplyWorker(Napi::Env env, int fd, int64_t position, size_t count, std::string id_suffix)
       : PromiseWorker(env, "qga:readFileReply"), fd_(fd), position_(position), count_(count),
         id_suffix_(std::move(id_suffix)) {}
-  ~ReadFileReplyWorker() override { free(block_); }
+  ~ReadFileReplyWorker() override {
+    if (block_ != nullptr) Pool().Give(block_);
+  }
 
  private:
   // Layout of block_: [header, right-aligned to kHeadMax][base64 ...][trailer]. The raw
@@ -37,7 +161,7 @@ class ReadFileReplyWorker : public PromiseWorker {
   void Execute() override {
     size_t b64_max = Base64EncodedLength(count_);
     size_t capacity = kHeadMax + b64_max + 8 + sizeof kEofFalse + id_suffix_.size() + 2;
-    block_ = static_cast<uint8_t*>(malloc(capacity));
+    block_ = Pool().Take(capacity);
     if (block_ == nullptr) return error_.SetErrno(ENOMEM, "malloc");
     uint8_t* b64 = block_ + kHeadMax;
     uint8_t* data = b64 + Base64InPlaceGap(count_);
@@ -81,12 +205,13 @@ class ReadFileReplyWorker : public PromiseWorker {
   }
 
   Napi::Value Result(Napi::Env env) override {
-    // Hand the malloc'd block to JS without copying; the finalizer frees the block start.
-    uint8_t* block = block_;
-    Napi::Buffer<uint8_t> reply = Napi::Buffer<uint8_t>::New(env, start_, length_, FreeBlock, block);
+    // Hand the block to JS without copying; see LentBlock for how it comes back.
+    LentBlock* lent = Lent().Lend(block_);
     block_ = nullptr;
+    Napi::Buffer<uint8_t> reply = Napi::Buffer<uint8_t>::New(env, start_, length_, FinalizeReply, lent);
     Napi::Object result = Napi::Object::New(env);
     result.Set("reply", reply);
+    result.Set("token", Napi::Number::New(env, lent->token));
     result.Set("count", Napi::Number::New(env, static_cast<double>(count_read_)));
     result.Set("eof", Napi::Boolean::New(env, eof_));
     return result;
@@ -196,6 +321,13 @@ Napi::Value WriteBase64(const Napi::CallbackInfo& info) {
   return worker->Queue();
 }
 
+// recycleReply(token): the caller no longer needs that reply's bytes (they were written out);
+// its memory may be reused for the next reply at once. Returns false for an unknown token.
+Napi::Value RecycleReply(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsNumber()) throw Napi::TypeError::New(info.Env(), "argument 'token' must be a number");
+  return Napi::Boolean::New(info.Env(), Lent().Recycle(info[0].As<Napi::Number>().DoubleValue()));
+}
+
 // base64Encode(buf, impl?: 'scalar' | 'avx2') -> Buffer (synchronous; tests and benchmarks)
 Napi::Value Base64EncodeJs(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
@@ -226,6 +358,7 @@ Napi::Value Base64DecodeGlibJs(const Napi::CallbackInfo& info) {
 
 void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("readFileReply", Napi::Function::New(env, ReadFileReply, "readFileReply"));
+  exports.Set("recycleReply", Napi::Function::New(env, RecycleReply, "recycleReply"));
   exports.Set("writeBase64", Napi::Function::New(env, WriteBase64, "writeBase64"));
   exports.Set("base64Encode", Napi::Function::New(env, Base64EncodeJs, "base64Encode"));
   exports.Set("base64DecodeGlib", Napi::Function::New(env, Base64DecodeGlibJs, "base64DecodeGlib"));

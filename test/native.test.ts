@@ -42,7 +42,7 @@ if (addon) {
 
   test('exports the whole interface', () => {
     for (const f of ['freeze', 'thaw', 'trim', 'setSystemTime', 'rtcWrite', 'rtcRead', 'crypt', 'reboot',
-      'readFileReply', 'writeBase64', 'base64Encode', 'base64DecodeGlib']) {
+      'readFileReply', 'recycleReply', 'writeBase64', 'base64Encode', 'base64DecodeGlib']) {
       assert.type((a as unknown as Record<string, unknown>)[f], 'function', f);
     }
     assert.is(a.abiVersion, 1);
@@ -121,6 +121,35 @@ if (addon) {
     }
   });
 
+  test('base64DecodeGlib agrees with the real glib (g_base64_decode via python3 ctypes) on random inputs', () => {
+    // The oracle: this machine's libglib, which qemu-ga links. Skips visibly without it.
+    const oracle = `
+import ctypes, json, random, sys
+g = ctypes.CDLL('libglib-2.0.so.0')
+g.g_base64_decode.restype = ctypes.c_void_p
+g.g_base64_decode.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_size_t)]
+g.g_free.argtypes = [ctypes.c_void_p]
+rnd = random.Random(7)
+pool = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/' + '=' * 12 + '\\n' * 6
+out = []
+for i in range(4000):
+    s = ''.join(rnd.choice(pool) for _ in range(rnd.randrange(0, 48)))
+    n = ctypes.c_size_t()
+    p = g.g_base64_decode(s.encode(), ctypes.byref(n))
+    out.append([s, ctypes.string_at(p, n.value).hex()])
+    g.g_free(p)
+json.dump(out, sys.stdout)
+`;
+    const r = spawnSync('python3', ['-c', oracle], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    if (r.status !== 0) {
+      console.log(`SKIP glib oracle: python3 or libglib-2.0.so.0 unavailable (${(r.stderr || String(r.error)).trim().split('\n').pop()})`);
+      return;
+    }
+    const cases = JSON.parse(r.stdout) as Array<[string, string]>;
+    assert.is(cases.length, 4000);
+    for (const [s, hex] of cases) assert.is(a.base64DecodeGlib(Buffer.from(s, 'latin1')).toString('hex'), hex, JSON.stringify(s));
+  });
+
   // ---- readFileReply ----
 
   test('readFileReply builds the exact reply line at positions, EOF and with an id suffix', async () => {
@@ -151,6 +180,28 @@ if (addon) {
       assert.is(r.reply.toString('latin1'), expectedReply(data.subarray(100, 200), false, ', "id": "x"'));
       const parsed = JSON.parse(r.reply.toString('latin1'));
       assert.equal(parsed, { return: { count: 100, 'buf-b64': data.subarray(100, 200).toString('base64'), eof: false }, id: 'x' });
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  test('recycleReply: once per token, and the recycled memory serves the next reply correctly', async () => {
+    const file = path.join(dir, 'recycle.bin');
+    const big = randomBytes(1 << 20, rnd);
+    fs.writeFileSync(file, big);
+    const fd = fs.openSync(file, 'r');
+    try {
+      const first = await a.readFileReply(fd, 0, big.length, '');
+      assert.type(first.token, 'number');
+      assert.is(a.recycleReply(first.token), true);
+      assert.is(a.recycleReply(first.token), false, 'second recycle of the same token');
+      assert.is(a.recycleReply(-1), false);
+      for (const [pos, n] of [[1, big.length - 1], [0, big.length], [5, 1000]]) {
+        const r = await a.readFileReply(fd, pos, n, ', "id": 3');
+        assert.is(r.reply.toString('latin1'), expectedReply(big.subarray(pos, pos + n), false, ', "id": 3'));
+        assert.is.not(r.token, first.token);
+        a.recycleReply(r.token);
+      }
     } finally {
       fs.closeSync(fd);
     }

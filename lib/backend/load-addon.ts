@@ -29,7 +29,13 @@ export interface NativeAddon {
   /** sync() + reboot(2). Only settles if reboot(2) failed. */
   reboot(mode: 'powerdown' | 'halt' | 'reboot'): Promise<void>;
 
-  readFileReply(fd: number, position: number, count: number, idSuffix: string): Promise<{ reply: Buffer; count: number; eof: boolean }>;
+  /**
+   * The guest-file-read reply line in one Buffer. Its memory returns to the addon's pool when
+   * `recycleReply(token)` is called (after the bytes were written out) or when it is collected.
+   */
+  readFileReply(fd: number, position: number, count: number, idSuffix: string): Promise<{ reply: Buffer; count: number; eof: boolean; token: number }>;
+  /** The reply with this token is no longer needed; its bytes may be overwritten from now on. False if unknown or already recycled. */
+  recycleReply(token: number): boolean;
   writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number): Promise<number>;
   base64Encode(buf: Buffer, impl?: 'best' | 'scalar' | 'avx2'): Buffer;
   base64DecodeGlib(buf: Buffer): Buffer;

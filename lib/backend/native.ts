@@ -11,6 +11,16 @@ import { setShadowPassword } from '../platform/shadow';
 import type { NativeAddon } from './load-addon';
 import type { FileReadReply, SystemBackend, TrimResult } from './types';
 
+/**
+ * A reply whose memory can be reused as soon as it has been written: call `release()` then
+ * (never before; the Buffer's bytes may be overwritten afterwards). Not calling it is safe,
+ * the memory then comes back when the Buffer is garbage-collected, but reusing it avoids
+ * page-faulting fresh memory for every large read, which costs more than the read itself.
+ */
+export interface RecyclableFileReadReply extends FileReadReply {
+  release(): void;
+}
+
 export interface NativeBackendOptions {
   /** hwclock's configuration, read for UTC vs LOCAL (default /etc/adjtime). */
   adjtimeFile?: string;
@@ -50,9 +60,9 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
 
     powerOff: async (mode): Promise<void> => addon.reboot(mode),
 
-    async readFileReply(fd: number, position: number | null, count: number, idSuffix: string): Promise<FileReadReply> {
+    async readFileReply(fd: number, position: number | null, count: number, idSuffix: string): Promise<RecyclableFileReadReply> {
       const r = await addon.readFileReply(fd, position ?? -1, count, idSuffix).catch(translate);
-      return { chunks: [r.reply], count: r.count, eof: r.eof };
+      return { chunks: [r.reply], count: r.count, eof: r.eof, release: () => void addon.recycleReply(r.token) };
     },
 
     async writeBase64(fd, position, src, start, end, count): Promise<number> {
