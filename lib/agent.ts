@@ -66,6 +66,7 @@ export class Agent {
       this.log.debug(`client connected on ${this.channel.description}`);
     });
     this.channel.on('disconnect', () => this.log.debug('client disconnected'));
+    this.channel.on('eof', (finish: () => void) => { void this.whenIdle().then(finish); });
     this.channel.on('error', (e: Error) => this.log.warn(`channel error: ${e.message}`));
   }
 

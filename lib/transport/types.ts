@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 /**
  * A byte channel to the host. Events: 'data' (Buffer), 'connect' (a host/client attached),
  * 'disconnect' (it went away; the agent keeps running and waits for the next one),
+ * 'eof' (callback: the client stopped sending; call it once its requests are answered),
  * 'error' (Error; logged, the channel recovers by itself where it can).
  */
 export interface Channel extends EventEmitter {

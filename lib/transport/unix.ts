@@ -21,7 +21,7 @@ export class UnixListenChannel extends EventEmitter implements Channel {
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: true }, (s) => this.onConnection(s));
+      const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.onConnection(s));
       server.once('error', reject);
       const ready = () => {
         server.removeListener('error', reject);
@@ -43,6 +43,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   private onConnection(s: net.Socket): void {
     s.on('error', () => { /* EPIPE/ECONNRESET: handled as a disconnect on 'close' */ });
     s.on('close', () => this.onClose(s));
+    // The client finished sending: answer what it sent, then close (qemu-ga closes on EOF).
+    s.on('end', () => this.emit('eof', () => s.end()));
     if (this.current) { this.waiting.push(s); return; }
     this.serve(s);
   }
