@@ -13,6 +13,8 @@ const ROOT = path.resolve(__dirname, '..', '..');
 const RUN_BASE = path.join(ROOT, '.vm-cache', 'run');
 const GUEST_MAC = '52:54:00:12:34:56';
 const DATA_DISK_MIB = 64;
+/** Fixed PCI slots, so get-fsinfo's pci-controller can be checked exactly. */
+const PCI_SLOTS = { serial: 4, net: 5, data: 6 };
 
 const live = new Set();
 process.on('exit', () => {
@@ -58,6 +60,7 @@ class Vm {
     this.pidfile = path.join(this.runDir, 'qemu.pid');
     this.consolePath = path.join(this.runDir, 'console.log');
     this.mac = GUEST_MAC;
+    this.pciSlots = PCI_SLOTS;
     this.console = '';
     this.waiters = [];
     this.exited = null; // {code, signal} once QEMU is gone
@@ -78,13 +81,13 @@ class Vm {
       '-kernel', kernel, '-initrd', initrd, '-append', append,
       '-rtc', 'base=utc',
       '-pidfile', this.pidfile,
-      '-device', 'virtio-serial',
+      '-device', `virtio-serial,addr=${PCI_SLOTS.serial}`,
       '-chardev', `socket,path=${this.socketPath},server=on,wait=off,id=qga0`,
       '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
       '-drive', `file=${dataImg},if=none,id=d1,format=raw,discard=unmap`,
-      '-device', 'virtio-blk-pci,drive=d1,discard=on,serial=qga-data',
+      '-device', `virtio-blk-pci,drive=d1,discard=on,serial=qga-data,addr=${PCI_SLOTS.data}`,
       '-netdev', 'user,id=n0',
-      '-device', `virtio-net-pci,netdev=n0,mac=${this.mac}`,
+      '-device', `virtio-net-pci,netdev=n0,mac=${this.mac},addr=${PCI_SLOTS.net}`,
     ];
     if (noReboot) args.push('-no-reboot');
     this.startedAt = Date.now();
@@ -198,4 +201,4 @@ function startVm(opts) {
   return new Vm(opts).start();
 }
 
-module.exports = { startVm, GUEST_MAC };
+module.exports = { startVm, GUEST_MAC, PCI_SLOTS, DATA_DISK_MIB };
