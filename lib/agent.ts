@@ -14,6 +14,7 @@ import type { SystemBackend } from './backend/types';
 import { Logger } from './log';
 import { StateStore } from './state';
 import { FileTable } from './commands/file';
+import { createFreezeController, type FreezeController } from './freeze/controller';
 
 const MAX_QUEUED = 256;
 /** Replies are batched into one write until this many bytes, or until the queue is empty. */
@@ -70,13 +71,28 @@ export class Agent {
     this.channel.on('error', (e: Error) => this.log.warn(`channel error: ${e.message}`));
   }
 
+  /** The freeze controller: frozen state, guardian, watchdog (created here so recovery runs before serving). */
+  get freeze(): FreezeController {
+    return (this.services.freeze ??= createFreezeController({ backend: this.backend, config: this.config, state: this.state, log: this.log }, {
+      onDeferredExit: () => this.emitDeferredExit(),
+    }));
+  }
+
+  private deferredExit?: () => void;
+  /** Called when SIGTERM arrived while frozen and the guest has been thawed since. */
+  onDeferredExit(fn: () => void): void { this.deferredExit = fn; }
+  private emitDeferredExit(): void { this.deferredExit?.(); }
+
   async start(): Promise<void> {
+    // A marker from a previous instance is settled first: frozen (as qemu-ga) or thawed by the guardian.
+    await this.freeze.recover();
     await this.channel.start();
     this.log.info(`node-qga listening on ${this.channel.description}, ${this.backend.kind} backend`);
   }
 
   async stop(): Promise<void> {
     await this.channel.close();
+    await this.freeze.shutdown();
     (this.services.files as FileTable | undefined)?.closeAll();
   }
 

@@ -64,14 +64,16 @@ async function main(argv: string[]): Promise<number> {
   log.info(`backend: ${choice.backend.kind}${choice.nativeError ? ` (native unavailable: ${choice.nativeError})` : ''}`);
 
   return new Promise<number>((resolve) => {
+    const exit = () => void agent.stop().then(() => resolve(0));
+    // A signal while frozen is held (qemu-ga ignores it): the agent exits after the next thaw.
+    agent.onDeferredExit(exit);
     const onSignal = (sig: string) => {
-      if (agent.state.frozen) {
-        // As qemu-ga: a frozen guest is not left behind by a stray SIGTERM; thaw first.
-        log.warn(`${sig} ignored while filesystems are frozen; send guest-fsfreeze-thaw first`);
+      if (!agent.freeze.requestExit()) {
+        log.warn(`${sig} received while filesystems are frozen: exiting after guest-fsfreeze-thaw`);
         return;
       }
       log.info(`${sig} received, exiting`);
-      void agent.stop().then(() => resolve(0));
+      exit();
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
     process.on('SIGINT', () => onSignal('SIGINT'));
