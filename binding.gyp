@@ -24,7 +24,7 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
       "cflags": ["-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc": ["-std=c++17", "-fexceptions", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
-      "ldflags": ["-Wl,-z,now", "-Wl,-z,relro"]
+      "ldflags": ["-Wl,-z,now", "-Wl,-z,relro", "-Wl,--version-script=<(module_root_dir)/native/exports.map"]
     }
   ]
 }
