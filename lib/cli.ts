@@ -14,6 +14,8 @@ import { selectBackend } from './backend';
 import { createChannel, ChannelConfigError } from './channels';
 import { Agent } from './agent';
 import { PACKAGE_VERSION } from './version';
+import { isDaemonChild, spawnDaemon, prepareDaemonChild, writePidFile, daemonReady, whenDaemonMessagesSent, socketActivationFd } from './daemon';
+import { createActivatedChannel } from './transport/devices';
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -32,7 +34,20 @@ async function main(argv: string[]): Promise<number> {
   if (parsed.listCommands) { process.stdout.write(allCommands.map((c) => c.name).join('\n') + '\n'); return 0; }
   if (parsed.dumpConfig) { process.stdout.write(dumpConfig(config)); return 0; }
 
+  // -d: this process re-runs itself detached and exits once that child serves (daemon.ts).
+  const daemonChild = config.daemon && isDaemonChild();
+  if (config.daemon && !daemonChild) return spawnDaemon(argv);
+  if (daemonChild) prepareDaemonChild(config);
+
   const log = new Logger(config.verbose, config.logfile);
+  if (daemonChild) {
+    try {
+      writePidFile(config.pidfile);
+    } catch (e) {
+      log.error((e as Error).message);
+      return 1;
+    }
+  }
   let state: StateStore;
   try {
     state = StateStore.open(config.statedir);
@@ -49,11 +64,14 @@ async function main(argv: string[]): Promise<number> {
   }
   let channel;
   try {
-    channel = createChannel(config);
+    // systemd socket activation (LISTEN_PID/LISTEN_FDS) overrides -m/-p, as in qemu-ga.
+    const activatedFd = socketActivationFd();
+    channel = activatedFd !== undefined ? createActivatedChannel(config, activatedFd) : createChannel(config);
   } catch (e) {
-    if (e instanceof ChannelConfigError) { log.error(e.message); return 1; }
+    if (e instanceof ChannelConfigError || (e instanceof Error && /only supports listening on one socket/.test(e.message))) { log.error(e.message); return 1; }
     throw e;
   }
+  (channel as { setLogger?: (l: Logger) => void }).setLogger?.(log);
   const agent = new Agent({ config, backend: choice.backend, channel, log, state });
   try {
     await agent.start();
@@ -62,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
     return 1;
   }
   log.info(`backend: ${choice.backend.kind}${choice.nativeError ? ` (native unavailable: ${choice.nativeError})` : ''}`);
+  daemonReady();
 
   return new Promise<number>((resolve) => {
     const exit = () => void agent.stop().then(() => resolve(0));
@@ -76,11 +95,13 @@ async function main(argv: string[]): Promise<number> {
       exit();
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
+    // A device channel lost without --retry-path ends the agent (qemu-ga leaves its main loop).
+    channel.on('fatal', (e: Error) => { log.error(e.message); void agent.stop().then(() => resolve(1)); });
     process.on('SIGINT', () => onSignal('SIGINT'));
   });
 }
 
 main(process.argv.slice(2)).then(
-  (code) => process.exit(code),
+  async (code) => { await whenDaemonMessagesSent(); process.exit(code); },
   (e) => { process.stderr.write(`node-qga: fatal: ${(e as Error)?.stack ?? e}\n`); process.exit(1); },
 );

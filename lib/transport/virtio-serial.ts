@@ -1,0 +1,170 @@
+/**
+ * `-m virtio-serial`: a character device (/dev/virtio-ports/…). Node's sockets cannot wrap a
+ * char device (libuv takes it for a file), so the port is opened in blocking mode and read with
+ * fs.read on libuv's thread pool: a read sleeps in the kernel until the host sends something,
+ * which costs one pool thread and no CPU.
+ *
+ * When the host side is not connected the port answers reads with 0 (or EAGAIN, or EIO for a
+ * tty standing in for it). As qemu-ga does, the agent then backs off 100 ms and tries again,
+ * keeping the device open: about 10 wake-ups a second, never a spin, never an exit. The parser
+ * is not reset when the host comes back (qemu-ga does not either; hosts flush a half request
+ * with 0xFF + guest-sync-delimited), so no 'connect' is emitted for a host reconnect, only when
+ * the device itself is (re)opened.
+ *
+ * A hot-unplugged port keeps answering reads with 0 (the kernel marks it hung up) and its node
+ * disappears, so with --retry-path the channel checks once a second while hung up that the path
+ * still names the device it holds; when it is gone or replaced the device is reopened.
+ */
+import * as fs from 'node:fs';
+import { ReopeningChannel, errnoText, type DeviceChannelOptions } from './reopen';
+
+const READ_SIZE = 64 * 1024;
+/** qemu-ga sleeps 100 ms when the host is not connected. */
+const HANGUP_BACKOFF_MS = 100;
+/** How often, while hung up, the path is checked against the open device (retry-path only). */
+const IDENTITY_CHECK_MS = 1000;
+/** A full device buffer (EAGAIN on write) is retried after this pause. */
+const WRITE_RETRY_MS = 10;
+
+const HANGUP_CODES = new Set(['EAGAIN', 'EWOULDBLOCK', 'EIO']);
+
+interface Identity { dev: number; ino: number; rdev: number }
+
+export class VirtioSerialChannel extends ReopeningChannel {
+  private fd?: number;
+  private identity?: Identity;
+  private reading = false;
+  private hungUpSince = 0;
+  private lastIdentityCheck = 0;
+  private warnedPathGone = false;
+  private backoffTimer?: NodeJS.Timeout;
+  /** Replies leave one after another, each whole, even when the device takes them in pieces. */
+  private writeChain: Promise<void> = Promise.resolve();
+
+  constructor(path: string, opts: DeviceChannelOptions) { super(path, opts); }
+
+  get description(): string { return `virtio-serial:${this.path}`; }
+
+  protected openDevice(session: number): Promise<void> {
+    const flags = fs.constants.O_RDWR | fs.constants.O_NOCTTY; // Node adds O_CLOEXEC
+    return new Promise((resolve, reject) => {
+      fs.open(this.path, flags, (err, fd) => {
+        if (err) { reject(new Error(errnoText(err))); return; }
+        fs.fstat(fd, (err2, st) => {
+          if (err2) { fs.close(fd, () => undefined); reject(new Error(errnoText(err2))); return; }
+          if (session !== this.session || this.closed) { fs.close(fd, () => undefined); resolve(); return; }
+          this.fd = fd;
+          this.identity = { dev: st.dev, ino: st.ino, rdev: st.rdev };
+          this.hungUpSince = 0;
+          this.warnedPathGone = false;
+          resolve();
+          // Start reading once the open is reported (the agent listens for 'connect' first).
+          setImmediate(() => this.pump(session));
+        });
+      });
+    });
+  }
+
+  protected closeDevice(): void {
+    if (this.backoffTimer) { clearTimeout(this.backoffTimer); this.backoffTimer = undefined; }
+    const fd = this.fd;
+    this.fd = undefined;
+    this.identity = undefined;
+    // A read still sleeping in the pool keeps the file referenced by the kernel; its result is
+    // ignored (session check), so closing the number now is safe.
+    if (fd !== undefined) fs.close(fd, () => undefined);
+  }
+
+  protected onPauseChange(): void {
+    if (!this.paused) this.pump(this.session);
+  }
+
+  private pump(session: number): void {
+    if (this.reading || this.paused || this.closed || this.backoffTimer || session !== this.session || this.fd === undefined) return;
+    this.reading = true;
+    const buf = Buffer.allocUnsafe(READ_SIZE);
+    fs.read(this.fd, buf, 0, READ_SIZE, null, (err, n) => {
+      this.reading = false;
+      // A result for an earlier device is dropped; the current one (if any) starts reading.
+      if (session !== this.session || this.closed) { this.pump(this.session); return; }
+      if (err && err.code === 'EINTR') { this.pump(session); return; }
+      if (err && !HANGUP_CODES.has(err.code ?? '')) { this.lost(`read error: ${errnoText(err)}`); return; }
+      if (err || n === 0) { this.hungUp(session); return; }
+      if (this.hungUpSince) {
+        this.log.debug(`host connected on ${this.description}`);
+        this.hungUpSince = 0;
+      }
+      // Small reads are copied so a 64 KiB buffer is not kept alive for a few bytes.
+      this.emit('data', n < READ_SIZE / 4 ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n));
+      this.pump(session);
+    });
+  }
+
+  private hungUp(session: number): void {
+    const now = Date.now();
+    if (!this.hungUpSince) {
+      this.hungUpSince = now;
+      this.lastIdentityCheck = now;
+      this.log.debug(`host not connected on ${this.description}, polling`);
+    }
+    const wait = () => {
+      if (session !== this.session || this.closed) return;
+      this.backoffTimer = setTimeout(() => { this.backoffTimer = undefined; this.pump(session); }, HANGUP_BACKOFF_MS);
+    };
+    if (now - this.lastIdentityCheck < IDENTITY_CHECK_MS) { wait(); return; }
+    this.lastIdentityCheck = now;
+    fs.stat(this.path, (err, st) => {
+      if (session !== this.session || this.closed) return;
+      const id = this.identity;
+      const gone = err ? `channel path disappeared (${errnoText(err)})`
+        : id && (st.dev !== id.dev || st.ino !== id.ino || st.rdev !== id.rdev) ? 'channel path now names another device' : undefined;
+      if (gone && this.opts.retryPath) { this.lost(gone); return; }
+      if (gone && !this.warnedPathGone) {
+        // qemu-ga idles on a vanished port; say why nothing will come, and how to avoid it.
+        this.warnedPathGone = true;
+        this.log.warn(`${this.description}: ${gone}; use -r/--retry-path to reopen it`);
+      }
+      wait();
+    });
+  }
+
+  write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
+    const session = this.session;
+    const bufs = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : c)).filter((b) => b.length > 0);
+    const next = this.writeChain.then(() => this.writeAll(bufs, session));
+    this.writeChain = next;
+    return next;
+  }
+
+  /** Writes every byte, looping on partial writes (virtio takes at most 32 KiB a call). */
+  private async writeAll(bufs: Buffer[], session: number): Promise<void> {
+    let i = 0;
+    let off = 0;
+    while (i < bufs.length) {
+      const fd = this.fd;
+      // The device went away or was reopened: this reply belonged to the old one.
+      if (fd === undefined || session !== this.session || this.closed) return;
+      const pending = off > 0 ? [bufs[i].subarray(off), ...bufs.slice(i + 1)] : bufs.slice(i);
+      let n: number;
+      try {
+        n = await new Promise<number>((resolve, reject) =>
+          fs.writev(fd, pending, null, (err, written) => (err ? reject(err) : resolve(written))));
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EINTR') continue;
+        if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') { await sleep(WRITE_RETRY_MS); continue; }
+        // As qemu-ga: the reply is lost, with a warning; the agent goes on.
+        this.log.warn(`error sending reply on ${this.description}: ${errnoText(err)}`);
+        return;
+      }
+      while (n > 0 && i < bufs.length) {
+        const left = bufs[i].length - off;
+        if (n >= left) { n -= left; i++; off = 0; } else { off += n; n = 0; }
+      }
+    }
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
