@@ -25,8 +25,10 @@ const PROJECT_IN_GUEST = '/opt/node-qga';
 /** Kernel modules the guest loads; their dependencies come from modules.dep. crc32c_generic is
  * a soft dependency of ext4 (metadata checksums) that modules.dep does not list. */
 const WANTED_MODULES = ['virtio_pci', 'virtio_console', 'virtio_blk', 'virtio_net', 'ext4', 'crc32c_generic', 'rtc-cmos'];
-/** Host programs copied in with their libraries (the fallback backend and qemu-ga run them). */
-const HOST_TOOLS = ['fsfreeze', 'fstrim', 'hwclock', 'chpasswd'];
+/** Host programs copied in with their libraries (the fallback backend and qemu-ga run them), by guest dir.
+ * coreutils' date replaces busybox's: the fallback sets the clock with `date -s @<sec>.<ns>`, which
+ * busybox date refuses (fractional seconds), and a Debian guest has coreutils. */
+const HOST_TOOLS = { 'usr/sbin': ['fsfreeze', 'fstrim', 'hwclock', 'chpasswd'], 'usr/bin': ['date'] };
 const PAM_MODULES = ['pam_unix.so', 'pam_deny.so', 'pam_permit.so'];
 /** Runtime npm dependencies of dist/ (the addon loader). */
 const RUNTIME_NPM = ['bindings', 'file-uri-to-path'];
@@ -221,10 +223,12 @@ function planImage({ busyboxDir, kernelDir, kver }) {
   }
 
   // Host tools (util-linux, passwd) for the fallback backend and qemu-ga, PAM for chpasswd.
-  for (const t of HOST_TOOLS) {
-    const p = which(t);
-    if (!p) throw new Error(`host tool ${t} is missing (apt-get install util-linux util-linux-extra passwd)`);
-    addWithLibs(`usr/sbin/${t}`, p);
+  for (const [dir, tools] of Object.entries(HOST_TOOLS)) {
+    for (const t of tools) {
+      const p = which(t);
+      if (!p) throw new Error(`host tool ${t} is missing (apt-get install util-linux util-linux-extra passwd coreutils)`);
+      addWithLibs(`${dir}/${t}`, p);
+    }
   }
   const pamDir = ['/usr/lib/x86_64-linux-gnu/security', '/lib/x86_64-linux-gnu/security'].find((d) => fs.existsSync(d));
   if (pamDir) {

@@ -4,7 +4,7 @@
  * marker and report on the serial console, which the host reads while the guest is frozen.
  */
 import { randomBytes } from 'node:crypto';
-import { Ctx, VmCase, assert, connectWithRetry, equal, errorIs, sleep } from './harness';
+import { Ctx, VmCase, assert, equal, errorIs, sleep } from './harness';
 
 const MARKER = '/run/qga/qga.state.isfrozen';
 
@@ -71,7 +71,32 @@ echo "QGA-PROBE write-end ${token}" > /dev/console
     },
   },
   {
-    name: 'agent killed while frozen: the restarted agent reports frozen, refuses other commands, thaws',
+    name: 'agent (and any thaw guardian) killed while frozen: the restarted agent reports frozen, refuses other commands, thaws',
+    timeoutMs: 120000,
+    async run(ctx) {
+      // node-qga's thaw guardian would thaw on the agent's death (see the next case); kill it
+      // first to get the situation qemu-ga leaves behind: a frozen disk and a stale marker.
+      const job = await ctx.guestStart(`${waitFrozen}
+for p in /proc/[0-9]*; do
+  if grep -q 'node-qga-thaw-guardia[n]' "$p/cmdline" 2>/dev/null; then
+    kill -9 "\${p#/proc/}" && echo "QGA-PROBE killed thaw guardian \${p#/proc/}" > /dev/console
+  fi
+done
+pid=$(cat /run/qga/agent.pid)
+echo "QGA-PROBE killing agent $pid" > /dev/console
+kill -9 $pid
+`);
+      await restartWhileFrozen(ctx, job, async () => {
+        equal(await ctx.call('guest-fsfreeze-status'), 'frozen', 'status after restart');
+        await expectDisabledWhileFrozen(ctx);
+        equal(await ctx.call('guest-fsfreeze-thaw'), 1, 'thaw count after restart (the kernel still had /data frozen)');
+        equal(await ctx.call('guest-fsfreeze-status'), 'thawed', 'status after thaw');
+      });
+    },
+  },
+  {
+    name: 'node-qga only (deliberate difference): agent killed while frozen, its thaw guardian thaws /data; the restarted agent reports thawed',
+    targets: ['native', 'fallback'],
     timeoutMs: 120000,
     async run(ctx) {
       const job = await ctx.guestStart(`${waitFrozen}
@@ -80,24 +105,29 @@ echo "QGA-PROBE killing agent $pid" > /dev/console
 kill -9 $pid
 `);
       const from = ctx.vm.mark();
-      equal(await ctx.call('guest-fsfreeze-freeze-list', { mountpoints: ['/data'] }), 1, 'freeze-list count');
-      let thawed = false;
-      try {
-        await ctx.vm.waitForConsole(/QGA-VM agent-exit pid=\d+ rc=137/, 30000, from);
-        await ctx.vm.waitForConsole(/QGA-VM agent-start pid=\d+/, 30000, from);
-        ctx.disconnect();
-        const c = await connectWithRetry(ctx.vm.socketPath, 30000);
-        c.close();
-        equal(await ctx.call('guest-fsfreeze-status'), 'frozen', 'status after restart');
-        await expectDisabledWhileFrozen(ctx);
-        equal(await ctx.call('guest-fsfreeze-thaw'), 1, 'thaw count after restart (the kernel still had /data frozen)');
-        thawed = true;
-        equal(await ctx.call('guest-fsfreeze-status'), 'thawed', 'status after thaw');
-      } finally {
-        if (!thawed) await ctx.call('guest-fsfreeze-thaw').catch(() => {});
-      }
-      await job.done();
-      equal((await ctx.guestRun('echo written > /data/after-thaw.txt && cat /data/after-thaw.txt')).trim(), 'written', 'write after thaw');
+      await restartWhileFrozen(ctx, job, async () => {
+        await ctx.vm.waitForConsole(/thaw guardian thawed/, 5000, from);
+        equal(await ctx.call('guest-fsfreeze-status'), 'thawed', 'status after restart');
+        equal(await ctx.call('guest-fsfreeze-thaw'), 0, 'thaw count (nothing left frozen)');
+      });
     },
   },
 ];
+
+/** Freeze /data, let the prepared guest job kill the agent, wait for init to restart it, then check. */
+async function restartWhileFrozen(ctx: Ctx, job: { done: () => Promise<unknown> }, check: () => Promise<void>) {
+  const from = ctx.vm.mark();
+  equal(await ctx.call('guest-fsfreeze-freeze-list', { mountpoints: ['/data'] }), 1, 'freeze-list count');
+  try {
+    await ctx.vm.waitForConsole(/QGA-VM agent-exit pid=\d+ rc=137/, 30000, from);
+    await ctx.vm.waitForConsole(/QGA-VM agent-start pid=\d+/, 30000, from);
+    ctx.disconnect();
+    await check();
+  } finally {
+    // Whatever happened, leave /data thawed for the cases that follow.
+    await ctx.call('guest-fsfreeze-thaw').catch(() => {});
+  }
+  await job.done();
+  const token = randomBytes(4).toString('hex');
+  equal((await ctx.guestRun(`echo ${token} > /data/after-thaw.txt && cat /data/after-thaw.txt`, 20000)).trim(), token, 'write to /data after the restart');
+}

@@ -26,6 +26,8 @@ export interface VmCase {
   run(ctx: Ctx): Promise<void>;
   /** Default 60 s. */
   timeoutMs?: number;
+  /** Only for these targets (a deliberate node-qga difference gets its own case). */
+  targets?: Target[];
 }
 
 export class Ctx {

@@ -60,7 +60,12 @@ async function runTarget(target: Target, image: any, files: Array<{ file: string
     try {
       await vm.waitForConsole(/QGA-VM ready uptime=([\d.]+)/, 120000);
       const ready = Date.now() - t0;
-      const first = await connectWithRetry(vm.socketPath, 60000);
+      // Fail fast when the agent dies at start-up over and over (init respawns it).
+      const crashLoop = vm.waitForConsole(/QGA-VM agent-exit[^]*?QGA-VM agent-exit[^]*?QGA-VM agent-exit/, 60000).then(() => {
+        throw new Error('the agent exited three times in a row at start-up');
+      });
+      crashLoop.catch(() => {});
+      const first = await Promise.race([connectWithRetry(vm.socketPath, 60000), crashLoop]);
       first.close();
       const synced = Date.now() - t0;
       record({ target, file: 'boot', name: `guest ready, agent answers guest-sync-delimited`, ok: true, ms: synced, notes: [`init ready ${ready} ms`, `boot-to-first-sync ${synced} ms`] });
@@ -71,6 +76,7 @@ async function runTarget(target: Target, image: any, files: Array<{ file: string
     for (const { file, cases } of files) {
       for (const c of cases) {
         if (only && !only.test(`${file}: ${c.name}`)) continue;
+        if (c.targets && !c.targets.includes(target)) continue;
         const ctx = new Ctx(vm, target);
         const start = Date.now();
         if (!booted) {
