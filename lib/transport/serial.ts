@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { ReopeningChannel, errnoText, type DeviceChannelOptions } from './reopen';
 
 /** stty operands: `raw` is -ignbrk -brkint -ignpar -parmrk -inpck -istrip -inlcr -igncr -icrnl -ixon -ixoff -icanon -opost -isig -ixany -imaxbel min 1 time 0. */
-export const RAW_STTY_ARGS = ['raw', '-echo', '-echoe', '-echok', '-echonl', '-iexten', 'cs8', '-parenb', 'clocal', '38400'];
+export const RAW_STTY_ARGS = ['raw', '-echo', '-echoe', '-echok', '-echonl', '-echoctl', '-echoke', '-iexten', 'cs8', '-parenb', 'clocal', '38400'];
 
 /** Puts the tty open on `fd` in raw mode; returns an error text, or undefined when done. */
 export function setRawLine(fd: number): string | undefined {
@@ -28,6 +28,7 @@ export function setRawLine(fd: number): string | undefined {
 
 export class IsaSerialChannel extends ReopeningChannel {
   private stream?: tty.ReadStream;
+  private idleTimer?: NodeJS.Timeout;
 
   constructor(path: string, opts: DeviceChannelOptions) { super(path, opts); }
 
@@ -70,7 +71,14 @@ export class IsaSerialChannel extends ReopeningChannel {
     this.log.warn(`${this.description}: ${why}; the agent idles without a channel (use -r/--retry-path to reopen it)`);
     this.closeDevice();
     this.isOpen = false;
+    // Nothing else holds the event loop now; the agent must stay up (for signals, and as qemu-ga does).
+    this.idleTimer ??= setInterval(() => undefined, 1 << 30);
     this.emit('disconnect');
+  }
+
+  override async close(): Promise<void> {
+    if (this.idleTimer) clearInterval(this.idleTimer);
+    await super.close();
   }
 
   protected closeDevice(): void {
