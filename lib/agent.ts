@@ -115,19 +115,26 @@ export class Agent {
     let out: Array<Buffer | string> = [];
     let outBytes = 0;
     let outGeneration = this.generation;
+    let releases: Array<() => void> = [];
     const flush = async () => {
       if (out.length === 0) return;
       const chunks = out;
+      const done = releases;
       out = [];
       outBytes = 0;
-      if (outGeneration === this.generation) await this.channel.write(chunks);
+      releases = [];
+      try {
+        if (outGeneration === this.generation) await this.channel.write(chunks);
+      } finally {
+        for (const r of done) r();
+      }
     };
     try {
       while (this.queue.length > 0) {
         const { msg, generation } = this.queue.shift()!;
         if (this.paused && this.queue.length < MAX_QUEUED / 2) { this.paused = false; this.channel.resume(); }
         if (generation !== this.generation) continue;
-        if (generation !== outGeneration) { out = []; outBytes = 0; outGeneration = generation; }
+        if (generation !== outGeneration) { await flush(); outGeneration = generation; }
         let chunks: Array<Buffer | string> | undefined;
         if ('error' in msg) {
           chunks = [errorReply('GenericError', msg.error, undefined, false)];
@@ -138,6 +145,7 @@ export class Agent {
           if (out.length > 0 && !(typeof name === 'string' && QUICK.has(name))) await flush();
           const reply = await this.dispatcher.dispatch(msg.value);
           chunks = reply?.chunks;
+          if (reply?.release) releases.push(reply.release);
         }
         if (chunks) {
           for (const c of chunks) { out.push(c); outBytes += c.length; }

@@ -14,16 +14,19 @@ const INVALID = /[^A-Za-z0-9+/=\n]/;
 
 /** Decode text (already known to be ASCII) the way qemu-ga does; throws QgaError on junk. */
 export function decodeBase64Qga(text: string): Buffer {
+  // qemu-ga sees the argument as a C string: it ends at the first NUL.
+  const nul = text.indexOf('\0');
+  if (nul >= 0) text = text.slice(0, nul);
   // The common case: clean, padded base64. Node's decoder gives glib's result for it.
   if (text.length % 4 === 0 && STRICT.test(text)) return Buffer.from(text, 'base64');
   if (INVALID.test(text)) throw new QgaError(INVALID_BASE64);
   const digits = text.includes('\n') ? text.replace(/\n/g, '') : text;
   const eq = digits.indexOf('=');
-  if (eq < 0 || eq >= digits.length - 2) {
-    // Padding only at the very end: decode whole groups, drop a partial one like glib.
-    const whole = digits.length - (digits.length % 4);
-    return Buffer.from(digits.slice(0, whole), 'base64');
+  if (eq < 0) {
+    // No padding: decode whole groups, drop a partial one like glib.
+    return Buffer.from(digits.slice(0, digits.length - (digits.length % 4)), 'base64');
   }
+  if (digits.length % 4 === 0 && STRICT.test(digits)) return Buffer.from(digits, 'base64');
   return decodeGlibGeneral(digits);
 }
 

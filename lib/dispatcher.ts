@@ -15,6 +15,8 @@ export const SENTINEL = Buffer.from([0xff]);
 
 export interface Reply {
   chunks: Array<Buffer | string>;
+  /** Called after the chunks have been written (or dropped). */
+  release?: () => void;
 }
 
 export interface DispatcherOptions {
@@ -81,7 +83,7 @@ export class Dispatcher implements CommandRegistryView {
       return fail(new QgaError((e as Error)?.message ?? String(e)));
     }
     if (!cmd.successResponse) return null;
-    if (result instanceof RawReply) return { chunks: result.chunks };
+    if (result instanceof RawReply) return { chunks: result.chunks, release: result.release };
     const line = successReply(result === undefined ? {} : result, id, hasId);
     return { chunks: cmd.delimited ? [SENTINEL, line] : [line] };
   }

@@ -19,6 +19,8 @@ export interface FileReadReply {
   chunks: Array<Buffer | string>;
   count: number;
   eof: boolean;
+  /** Hands the reply's memory back for reuse; call only after the bytes have been written. */
+  release?(): void;
 }
 
 export interface SystemBackend {

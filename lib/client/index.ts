@@ -32,12 +32,13 @@ export function parseReply(line: string): any {
 }
 
 export class QgaClient {
-  private buf = Buffer.alloc(0);
+  /** Received bytes not yet returned: whole chunks, joined only when a line is complete. */
+  private parts: Buffer[] = [];
   private waiters: Array<{ resolve: (line: Buffer) => void; reject: (e: Error) => void }> = [];
   private closed = false;
 
   private constructor(readonly socket: net.Socket, public timeout: number) {
-    socket.on('data', (d) => { this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d; this.deliver(); });
+    socket.on('data', (d: Buffer) => { this.parts.push(d); this.deliver(); });
     socket.on('close', () => {
       this.closed = true;
       for (const w of this.waiters.splice(0)) w.reject(new Error('connection closed'));
@@ -83,14 +84,24 @@ export class QgaClient {
   }
 
   private deliver(): void {
-    while (this.waiters.length) {
-      const nl = this.buf.indexOf(0x0a);
-      if (nl < 0) return;
-      const line = this.buf.subarray(0, nl);
-      this.buf = this.buf.subarray(nl + 1);
+    while (this.waiters.length && this.parts.length) {
+      // Only the newest chunk can hold a newline not seen yet, except right after a line was cut.
+      let idx = -1, nl = -1;
+      for (let i = this.scanned; i < this.parts.length; i++) {
+        nl = this.parts[i].indexOf(0x0a);
+        if (nl >= 0) { idx = i; break; }
+      }
+      if (idx < 0) { this.scanned = this.parts.length; return; }
+      const before = this.parts.slice(0, idx);
+      const last = this.parts[idx];
+      const line = before.length ? Buffer.concat([...before, last.subarray(0, nl)]) : last.subarray(0, nl);
+      const rest = last.subarray(nl + 1);
+      this.parts = rest.length ? [rest, ...this.parts.slice(idx + 1)] : this.parts.slice(idx + 1);
+      this.scanned = 0;
       this.waiters.shift()!.resolve(line);
     }
   }
+  private scanned = 0;
 
   /** 0xFF, then guest-sync-delimited with a random id; stale data up to the matching reply is dropped. */
   async sync(timeout = this.timeout): Promise<void> {

@@ -7,7 +7,8 @@ import { membersOf, type Member, type TypeSpec } from '../schema';
 
 /** A reply a handler has already serialised (the zero-copy file path); sent as is. */
 export class RawReply {
-  constructor(readonly chunks: Array<Buffer | string>) {}
+  /** `release`, when given, is called once the chunks have been written (their memory is reused). */
+  constructor(readonly chunks: Array<Buffer | string>, readonly release?: () => void) {}
 }
 
 /** What the dispatcher knows about commands, for guest-info. */

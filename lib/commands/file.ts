@@ -146,7 +146,7 @@ const readWriteSeekFlush = [
         throw new QgaError(`failed to read file: ${strerror(e)}`);
       }
       if (f.position !== null) f.position += r.count;
-      return new RawReply(r.chunks);
+      return new RawReply(r.chunks, r.release?.bind(r));
     },
   }),
   defineCommand<{ handle: Int; 'buf-b64': string | RawString; count?: Int }>({

@@ -11,8 +11,9 @@ export interface Channel extends EventEmitter {
   /** Open the device or start listening. Rejects when that is impossible (bad path, ...). */
   start(): Promise<void>;
   /**
-   * Send one reply. Resolves when the bytes are handed to the OS; resolves too (and drops the
-   * bytes) when the peer is gone: a vanished host never stops the agent.
+   * Send replies. Resolves once the OS has taken every byte (the buffers may be reused after
+   * that); resolves too, dropping the bytes, when the peer is gone: a vanished host never
+   * stops the agent.
    */
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void>;
   /** Stop reading; a paused channel buffers nothing new (back-pressure while a reply is slow). */

@@ -67,16 +67,17 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
     const s = this.current;
     if (!s || s.destroyed || !s.writable) return Promise.resolve();
-    s.cork();
-    let ok = true;
-    for (const c of chunks) ok = typeof c === 'string' ? s.write(c, 'latin1') : s.write(c);
-    s.uncork();
-    if (ok) return Promise.resolve();
-    // Back-pressure: wait until the client has taken the reply (or is gone).
+    // Resolved by the last write's callback (the bytes are in the kernel: buffers may be
+    // reused, and back-pressure holds the next request) or by the client going away.
     return new Promise((resolve) => {
-      const done = () => { s.off('drain', done); s.off('close', done); resolve(); };
-      s.on('drain', done);
+      const done = () => { s.off('close', done); resolve(); };
       s.on('close', done);
+      s.cork();
+      chunks.forEach((c, i) => {
+        const cb = i === chunks.length - 1 ? done : undefined;
+        if (typeof c === 'string') s.write(c, 'latin1', cb); else s.write(c, cb);
+      });
+      s.uncork();
     });
   }
 
