@@ -7,6 +7,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const net = require('node:net');
 const { spawn, execFileSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -59,6 +60,8 @@ class Vm {
     this.socketPath = path.join(this.runDir, 'qga.sock');
     this.pidfile = path.join(this.runDir, 'qemu.pid');
     this.consolePath = path.join(this.runDir, 'console.log');
+    this.qmpPath = path.join(this.runDir, 'qmp.sock');
+    this.dataImage = path.join(this.runDir, 'data.img');
     this.mac = GUEST_MAC;
     this.pciSlots = PCI_SLOTS;
     this.console = '';
@@ -72,7 +75,8 @@ class Vm {
     fs.mkdirSync(this.runDir, { recursive: true });
     reapStale(this.runDir);
     fs.rmSync(this.socketPath, { force: true });
-    const dataImg = path.join(this.runDir, 'data.img');
+    fs.rmSync(this.qmpPath, { force: true });
+    const dataImg = this.dataImage;
     makeDataDisk(dataImg);
     const append = ['console=ttyS0', 'edd=off', 'panic=-1', 'loglevel=4', `qga.agent=${agent}`, `qga.backend=${backend}`].join(' ');
     const args = [
@@ -81,6 +85,8 @@ class Vm {
       '-kernel', kernel, '-initrd', initrd, '-append', append,
       '-rtc', 'base=utc',
       '-pidfile', this.pidfile,
+      // QMP, for what only the host side can see or do: run state, wake-up from suspend, reboot action.
+      '-qmp', `unix:${this.qmpPath},server=on,wait=off`,
       '-device', `virtio-serial,addr=${PCI_SLOTS.serial}`,
       '-chardev', `socket,path=${this.socketPath},server=on,wait=off,id=qga0`,
       '-device', 'virtserialport,chardev=qga0,name=org.qemu.guest_agent.0',
@@ -151,6 +157,48 @@ class Vm {
 
   tail(lines = 15) {
     return this.console.split('\n').slice(-lines).join('\n');
+  }
+
+  /**
+   * One QMP command on a fresh monitor connection (greeting, qmp_capabilities, command);
+   * resolves with its "return", rejects with its "error". Events are skipped.
+   */
+  qmp(execute, args, timeoutMs = 10000) {
+    return new Promise((resolve, reject) => {
+      const sock = net.connect(this.qmpPath);
+      let buf = '';
+      let stage = 0; // 0: greeting, 1: capabilities reply, 2: command reply
+      const timer = setTimeout(() => finish(new Error(`QMP ${execute} timed out`)), timeoutMs);
+      const finish = (err, value) => {
+        clearTimeout(timer);
+        sock.destroy();
+        if (err) reject(err);
+        else resolve(value);
+      };
+      sock.on('error', (e) => finish(e));
+      sock.on('data', (d) => {
+        buf += d.toString('utf8');
+        let nl;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          const msg = JSON.parse(line);
+          if (msg.event) continue;
+          if (stage === 0) {
+            stage = 1;
+            sock.write(JSON.stringify({ execute: 'qmp_capabilities' }) + '\n');
+          } else if (stage === 1) {
+            stage = 2;
+            sock.write(JSON.stringify(args ? { execute, arguments: args } : { execute }) + '\n');
+          } else {
+            if (msg.error) finish(new Error(`QMP ${execute}: ${msg.error.class}: ${msg.error.desc}`));
+            else finish(null, msg.return);
+            return;
+          }
+        }
+      });
+    });
   }
 
   /** Resolves true if QEMU exits by itself within timeoutMs, false otherwise. */

@@ -12,6 +12,8 @@ export type Target = 'native' | 'fallback' | 'qemu-ga';
 
 export interface Vm {
   socketPath: string;
+  /** Host path of the guest's /data disk image. */
+  dataImage: string;
   mac: string;
   console: string;
   exited: { code: number | null; signal: string | null; at: number } | null;
@@ -19,6 +21,7 @@ export interface Vm {
   waitForConsole(regex: RegExp, timeoutMs: number, from?: number): Promise<RegExpExecArray>;
   waitExit(timeoutMs: number): Promise<boolean>;
   tail(lines?: number): string;
+  qmp(execute: string, args?: Record<string, unknown>, timeoutMs?: number): Promise<any>;
 }
 
 export interface VmCase {
