@@ -143,7 +143,12 @@ export class Agent {
           if (this.config.verbose) this.log.debug(`processing command ${typeof name === 'string' ? name : '(invalid)'}`);
           // Replies are batched only behind quick commands: a slow one must not hold earlier replies back.
           if (out.length > 0 && !(typeof name === 'string' && QUICK.has(name))) await flush();
-          const reply = await this.dispatcher.dispatch(msg.value);
+          let reply;
+          try {
+            reply = await this.dispatcher.dispatch(msg.value);
+          } finally {
+            msg.release?.();
+          }
           chunks = reply?.chunks;
           if (reply?.release) releases.push(reply.release);
         }

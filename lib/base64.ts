@@ -9,8 +9,18 @@ import { QgaError } from './errors';
 
 export const INVALID_BASE64 = 'Base64 data contains invalid characters';
 
-const STRICT = /^[A-Za-z0-9+/]*={0,2}$/;
+// Searching for one bad character is far faster in V8 than matching an anchored pattern.
 const INVALID = /[^A-Za-z0-9+/=\n]/;
+const NOT_DIGIT = /[^A-Za-z0-9+/]/;
+
+/** Clean base64: only digits, then at most two '=' at the very end, whole groups. */
+function isStrict(text: string): boolean {
+  if (text.length % 4 !== 0) return false;
+  let end = text.length;
+  if (end > 0 && text.charCodeAt(end - 1) === 0x3d) end--;
+  if (end > 0 && text.charCodeAt(end - 1) === 0x3d) end--;
+  return !NOT_DIGIT.test(end === text.length ? text : text.slice(0, end));
+}
 
 /** Decode text (already known to be ASCII) the way qemu-ga does; throws QgaError on junk. */
 export function decodeBase64Qga(text: string): Buffer {
@@ -18,7 +28,7 @@ export function decodeBase64Qga(text: string): Buffer {
   const nul = text.indexOf('\0');
   if (nul >= 0) text = text.slice(0, nul);
   // The common case: clean, padded base64. Node's decoder gives glib's result for it.
-  if (text.length % 4 === 0 && STRICT.test(text)) return Buffer.from(text, 'base64');
+  if (isStrict(text)) return Buffer.from(text, 'base64');
   if (INVALID.test(text)) throw new QgaError(INVALID_BASE64);
   const digits = text.includes('\n') ? text.replace(/\n/g, '') : text;
   const eq = digits.indexOf('=');
@@ -26,7 +36,7 @@ export function decodeBase64Qga(text: string): Buffer {
     // No padding: decode whole groups, drop a partial one like glib.
     return Buffer.from(digits.slice(0, digits.length - (digits.length % 4)), 'base64');
   }
-  if (digits.length % 4 === 0 && STRICT.test(digits)) return Buffer.from(digits, 'base64');
+  if (isStrict(digits)) return Buffer.from(digits, 'base64');
   return decodeGlibGeneral(digits);
 }
 

@@ -44,8 +44,48 @@ export async function readFileReply(fd: number, position: number | null, count: 
   }
 }
 
+/** Reused decode output, for the same reason as the read buffer: fresh memory is expensive. */
+let decodeSpare: Buffer | null = null;
+const SLICE = 1 << 20; // a multiple of 4: base64 groups never straddle slices
+const DIGIT = new Uint8Array(256);
+for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/') DIGIT[c.charCodeAt(0)] = 1;
+
+/** True when buf[start, end) holds only base64 digits (a byte loop beats a regex over a string here). */
+function allDigits(buf: Uint8Array, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (DIGIT[buf[i]] !== 1) return false;
+  return true;
+}
+
+/**
+ * Clean base64 (no newlines, padding only at the end) is decoded slice by slice into a reused
+ * buffer, which avoids one huge string; anything else takes the exact glib-compatible path.
+ */
+function decodePayload(src: Buffer, start: number, end: number): Buffer {
+  const len = end - start;
+  let digitsEnd = end;
+  if (digitsEnd > start && src[digitsEnd - 1] === 0x3d) digitsEnd--;
+  if (digitsEnd > start && src[digitsEnd - 1] === 0x3d) digitsEnd--;
+  if (len % 4 === 0 && allDigits(src, start, digitsEnd)) {
+    let out = decodeSpare && decodeSpare.length >= (len / 4) * 3 ? decodeSpare : Buffer.allocUnsafeSlow((len / 4) * 3);
+    decodeSpare = null;
+    let o = 0;
+    for (let a = start; a < end; a += SLICE) o += out.write(src.toString('latin1', a, Math.min(end, a + SLICE)), o, 'base64');
+    return out.subarray(0, o);
+  }
+  return decodeBase64Qga(src.toString('latin1', start, end));
+}
+
 export async function writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined): Promise<number> {
-  const data = decodeBase64Qga(src.toString('latin1', start, end));
+  const data = decodePayload(src, start, end);
+  try {
+    return await writeDecoded(fd, position, data, count);
+  } finally {
+    // The decoded bytes are written (or failed): the buffer can serve the next write.
+    if (data.buffer.byteLength <= 64 * 1024 * 1024 && data.byteOffset === 0 && data.buffer.byteLength >= 65536) decodeSpare = Buffer.from(data.buffer, 0, data.buffer.byteLength);
+  }
+}
+
+async function writeDecoded(fd: number, position: number | null, data: Buffer, count: number | undefined): Promise<number> {
   if (count === undefined) count = data.length;
   if (count < 0 || count > data.length) throw new QgaError(`value '${count}' is invalid for argument count`);
   let done = 0;
