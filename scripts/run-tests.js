@@ -9,7 +9,8 @@ const path = require('node:path');
 const root = path.join(__dirname, '..');
 const pattern = process.argv[2] || '\\.test\\.ts$';
 const uvu = path.join(root, 'node_modules', 'uvu', 'bin.js');
-const env = { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' };
+const env = { ...process.env, NO_COLOR: '1' };
+delete env.FORCE_COLOR;
 const res = spawnSync(process.execPath, ['--import', 'tsx', uvu, 'test', pattern, '-i', 'vm/', '-i', 'helpers/', '-i', 'fixtures/'], {
   cwd: root, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024,
 });
