@@ -8,7 +8,7 @@
 //   --no-build                             use dist/ and build/ as they are
 const path = require('node:path');
 const fs = require('node:fs');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const args = process.argv.slice(2);
@@ -33,5 +33,7 @@ if (!noBuild) {
 }
 if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js'))) console.error('     warning: dist/cli.js is missing; node-qga targets will fail');
 
-const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'vm', 'runner.ts'), ...pass], { cwd: ROOT, stdio: 'inherit' });
-process.exit(r.status ?? 1);
+const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test', 'vm', 'runner.ts'), ...pass], { cwd: ROOT, stdio: 'inherit' });
+// Pass stop signals on, so the runner stops its VMs (by pid) before going.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -21,6 +21,13 @@ const live = new Set();
 process.on('exit', () => {
   for (const vm of live) vm.killNow();
 });
+// A suite stopped from outside (CI timeout, Ctrl-C) still stops its VMs.
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    for (const vm of live) vm.killNow();
+    process.exit(128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1));
+  });
+}
 
 function pidIsOurQemu(pid, runDir) {
   try {

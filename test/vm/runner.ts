@@ -57,6 +57,7 @@ async function runTarget(target: Target, image: any, files: Array<{ file: string
   };
   try {
     let booted = false;
+    let unresponsive = '';
     try {
       await vm.waitForConsole(/QGA-VM ready uptime=([\d.]+)/, 120000);
       const ready = Date.now() - t0;
@@ -87,6 +88,10 @@ async function runTarget(target: Target, image: any, files: Array<{ file: string
           record({ target, file, name: c.name, ok: false, ms: 0, error: `not run: QEMU already exited (code ${vm.exited.code})`, notes: [] });
           continue;
         }
+        if (unresponsive) {
+          record({ target, file, name: c.name, ok: false, ms: 0, error: `not run: ${unresponsive}`, notes: [] });
+          continue;
+        }
         try {
           await withTimeout(c.run(ctx), c.timeoutMs ?? 60000, 'case');
           record({ target, file, name: c.name, ok: true, ms: Date.now() - start, notes: ctx.notes });
@@ -94,6 +99,15 @@ async function runTarget(target: Target, image: any, files: Array<{ file: string
           const err = e as Error & { errorClass?: string; desc?: string };
           const msg = err.errorClass ? `${err.errorClass}: ${err.desc}` : err.message;
           record({ target, file, name: c.name, ok: false, ms: Date.now() - start, error: msg, notes: ctx.notes });
+          // After a failure, make sure the agent still answers; otherwise do not spend a timeout on every later case.
+          ctx.close();
+          if (!vm.exited) {
+            try {
+              (await connectWithRetry(vm.socketPath, 30000)).close();
+            } catch (h) {
+              unresponsive = `the agent stopped answering after "${c.name}" (${(h as Error).message})`;
+            }
+          }
         } finally {
           ctx.close();
         }
