@@ -9,7 +9,7 @@ import { ChannelConfigError } from '../channels';
 import { VirtioSerialChannel } from './virtio-serial';
 import { IsaSerialChannel } from './serial';
 import { UnixListenChannel } from './unix';
-import { checkVsockAddress, vsockUnsupported } from './vsock';
+import { checkVsockAddress, vsockUnsupported, loadVsockNative, VsockListenChannel } from './vsock';
 
 export function createDeviceChannel(config: AgentConfig): Channel {
   const opts = { retryPath: config.retryPath, verbose: config.verbose, logfile: config.logfile };
@@ -18,9 +18,12 @@ export function createDeviceChannel(config: AgentConfig): Channel {
       return new VirtioSerialChannel(config.path ?? '/dev/virtio-ports/org.qemu.guest_agent.0', opts);
     case 'isa-serial':
       return new IsaSerialChannel(config.path ?? '/dev/ttyS0', opts);
-    case 'vsock-listen':
-      checkVsockAddress(config.path);
-      return vsockUnsupported(config.path!);
+    case 'vsock-listen': {
+      const addr = checkVsockAddress(config.path);
+      const native = loadVsockNative();
+      if ('error' in native) return vsockUnsupported(config.path!, native.error);
+      return new VsockListenChannel(addr, config.path!, native);
+    }
     default:
       throw new ChannelConfigError(`unsupported channel method/type: ${String(config.method)}`);
   }

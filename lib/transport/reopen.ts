@@ -117,7 +117,4 @@ export abstract class ReopeningChannel extends EventEmitter implements Channel {
   }
 }
 
-/** The text of an errno error without Node's "EIO: i/o error, read" wrapping noise. */
-export function errnoText(e: NodeJS.ErrnoException): string {
-  return e.code ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : e.message;
-}
+export { errnoText } from './fd-io';

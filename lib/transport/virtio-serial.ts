@@ -16,15 +16,14 @@
  * still names the device it holds; when it is gone or replaced the device is reopened.
  */
 import * as fs from 'node:fs';
-import { ReopeningChannel, errnoText, type DeviceChannelOptions } from './reopen';
+import { ReopeningChannel, type DeviceChannelOptions } from './reopen';
+import { errnoText, toBuffers, writeAllToFd } from './fd-io';
 
 const READ_SIZE = 64 * 1024;
 /** qemu-ga sleeps 100 ms when the host is not connected. */
 const HANGUP_BACKOFF_MS = 100;
 /** How often, while hung up, the path is checked against the open device (retry-path only). */
 const IDENTITY_CHECK_MS = 1000;
-/** A full device buffer (EAGAIN on write) is retried after this pause. */
-const WRITE_RETRY_MS = 10;
 
 const HANGUP_CODES = new Set(['EAGAIN', 'EWOULDBLOCK', 'EIO']);
 
@@ -130,41 +129,16 @@ export class VirtioSerialChannel extends ReopeningChannel {
 
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
     const session = this.session;
-    const bufs = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : c)).filter((b) => b.length > 0);
-    const next = this.writeChain.then(() => this.writeAll(bufs, session));
+    const bufs = toBuffers(chunks);
+    const next = this.writeChain.then(async () => {
+      const fd = this.fd;
+      // A reply owed to a device that went away (or was reopened) is dropped.
+      if (fd === undefined || session !== this.session || this.closed) return;
+      const failed = await writeAllToFd(fd, bufs, () => this.fd === fd && session === this.session && !this.closed);
+      // As qemu-ga: the reply is lost, with a warning; the agent goes on.
+      if (failed) this.log.warn(`error sending reply on ${this.description}: ${failed}`);
+    });
     this.writeChain = next;
     return next;
   }
-
-  /** Writes every byte, looping on partial writes (virtio takes at most 32 KiB a call). */
-  private async writeAll(bufs: Buffer[], session: number): Promise<void> {
-    let i = 0;
-    let off = 0;
-    while (i < bufs.length) {
-      const fd = this.fd;
-      // The device went away or was reopened: this reply belonged to the old one.
-      if (fd === undefined || session !== this.session || this.closed) return;
-      const pending = off > 0 ? [bufs[i].subarray(off), ...bufs.slice(i + 1)] : bufs.slice(i);
-      let n: number;
-      try {
-        n = await new Promise<number>((resolve, reject) =>
-          fs.writev(fd, pending, null, (err, written) => (err ? reject(err) : resolve(written))));
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        if (err.code === 'EINTR') continue;
-        if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') { await sleep(WRITE_RETRY_MS); continue; }
-        // As qemu-ga: the reply is lost, with a warning; the agent goes on.
-        this.log.warn(`error sending reply on ${this.description}: ${errnoText(err)}`);
-        return;
-      }
-      while (n > 0 && i < bufs.length) {
-        const left = bufs[i].length - off;
-        if (n >= left) { n -= left; i++; off = 0; } else { off += n; n = 0; }
-      }
-    }
-  }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

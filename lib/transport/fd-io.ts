@@ -1,0 +1,45 @@
+/**
+ * Writing a reply to a descriptor Node cannot wrap in a socket (a virtio port, a vsock
+ * connection): fs.writev on the thread pool, continued after partial writes, retried after a
+ * short pause on EAGAIN, abandoned (with the reason) on any other error.
+ */
+import * as fs from 'node:fs';
+
+/** A full device buffer (EAGAIN on write) is retried after this pause. */
+const WRITE_RETRY_MS = 10;
+
+export function errnoText(e: NodeJS.ErrnoException): string {
+  return e.code ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : e.message;
+}
+
+export function toBuffers(chunks: ReadonlyArray<Buffer | string>): Buffer[] {
+  return chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : c)).filter((b) => b.length > 0);
+}
+
+/**
+ * Writes every byte of `bufs` to `fd` while `current()` holds. Resolves undefined when done or
+ * when the descriptor stopped being current; resolves an error text when the write failed.
+ */
+export async function writeAllToFd(fd: number, bufs: Buffer[], current: () => boolean): Promise<string | undefined> {
+  let i = 0;
+  let off = 0;
+  while (i < bufs.length) {
+    if (!current()) return undefined;
+    const pending = off > 0 ? [bufs[i].subarray(off), ...bufs.slice(i + 1)] : bufs.slice(i);
+    let n: number;
+    try {
+      n = await new Promise<number>((resolve, reject) =>
+        fs.writev(fd, pending, null, (err, written) => (err ? reject(err) : resolve(written))));
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EINTR') continue;
+      if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') { await new Promise((r) => setTimeout(r, WRITE_RETRY_MS)); continue; }
+      return errnoText(err);
+    }
+    while (n > 0 && i < bufs.length) {
+      const left = bufs[i].length - off;
+      if (n >= left) { n -= left; i++; off = 0; } else { off += n; n = 0; }
+    }
+  }
+  return undefined;
+}
