@@ -61,13 +61,13 @@ const log = (msg) => process.stderr.write(`bench: ${msg}\n`);
 function plan(quick) {
   return quick ? {
     pingCount: 3000, pipeCount: 20000, syncCount: 2000,
-    readFile: 48 * MiB, readCounts: [4 * KiB, 64 * KiB, MiB, 16 * MiB, 48 * MiB], smallReadLimit: 2 * MiB,
+    readFile: 48 * MiB, readCounts: [4 * KiB, 64 * KiB, MiB, 16 * MiB, 48 * MiB], smallReadLimit: 2 * MiB, midReadLimit: 16 * MiB,
     writeFile: 16 * MiB, writeChunks: [64 * KiB, MiB, 16 * MiB],
     inventoryMs: 100, inventoryMax: 200, malformedCount: 500, idleWaitMs: 500, startupReps: 3,
     freezeCycles: 3, microBudgetMs: 40, microArgs: ['--quick'],
   } : {
     pingCount: 20000, pipeCount: 100000, syncCount: 10000,
-    readFile: 256 * MiB, readCounts: [4 * KiB, 64 * KiB, MiB, 16 * MiB, 48 * MiB], smallReadLimit: 32 * MiB,
+    readFile: 256 * MiB, readCounts: [4 * KiB, 64 * KiB, MiB, 16 * MiB, 48 * MiB], smallReadLimit: 32 * MiB, midReadLimit: 256 * MiB,
     writeFile: 256 * MiB, writeChunks: [64 * KiB, MiB, 16 * MiB],
     inventoryMs: 600, inventoryMax: 3000, malformedCount: 5000, idleWaitMs: 1500, startupReps: 5,
     freezeCycles: 10, microBudgetMs: 250, microArgs: [],
@@ -161,12 +161,14 @@ async function main() {
       const bytes = Math.max(P.readFile, P.writeFile);
       readData = Buffer.allocUnsafe(bytes);
       for (let off = 0; off < bytes; off += 16 * MiB) crypto.randomFillSync(readData, off, Math.min(16 * MiB, bytes - off));
+      // The largest reply (48 MiB as base64 plus framing) fits the client's assembly buffer.
+      require('./lib/client').LeanClient.reserve(Math.ceil(Math.max(...P.readCounts) / 3) * 4 + 4096);
       readPath = path.join(workDir, 'random.bin');
       fs.writeFileSync(readPath, readData.subarray(0, P.readFile));
       log(`random file: ${sizeLabel(P.readFile)}, crc32 ${zlib.crc32(readData.subarray(0, P.readFile)).toString(16)}`);
     }
     for (const count of P.readCounts) {
-      const limit = count < 64 * KiB ? P.smallReadLimit : P.readFile;
+      const limit = count < 64 * KiB ? P.smallReadLimit : count < 16 * MiB ? P.midReadLimit : P.readFile;
       scenarios.push({
         id: `read-${sizeLabel(count).replace(' ', '')}`, title: `guest-file-read, count ${sizeLabel(count)} (${sizeLabel(limit)} of a ${sizeLabel(P.readFile)} random file)`,
         group: 'read', echo: true, size: count,

@@ -100,8 +100,11 @@ static int answer(int fd, const char *line, size_t len) {
 }
 
 static void serve(int fd) {
-  size_t cap = 1 << 20, have = 0;
-  char *buf = malloc(cap);
+  /* Big enough for a 48 MiB write request, touched once: no page faults while serving. */
+  static char *buf;
+  static size_t cap = 80u << 20;
+  size_t have = 0;
+  if (!buf) { buf = malloc(cap); if (!buf) abort(); memset(buf, 0, cap); }
   for (;;) {
     if (have == cap) { cap *= 2; buf = realloc(buf, cap); if (!buf) abort(); }
     ssize_t r = read(fd, buf + have, cap - have);
@@ -121,7 +124,6 @@ static void serve(int fd) {
   }
 done:
   niov = 0; out_len = 0;
-  free(buf);
   close(fd);
 }
 

@@ -19,15 +19,8 @@ function mustEqual(line, expected, what) {
 }
 
 async function pingSequential(agent, { count }) {
-  const lat = new Float64Array(count);
-  const c = agent.client;
   const t0 = performance.now();
-  for (let i = 0; i < count; i++) {
-    const s = performance.now();
-    const { line, t } = await c.request(PING);
-    lat[i] = t - s;
-    if (line.length !== PONG.length) mustEqual(line, PONG, 'guest-ping');
-  }
+  const lat = await agent.client.sequence(count, () => PING, (line) => { if (line.length !== PONG.length) mustEqual(line, PONG, 'guest-ping'); });
   const total = performance.now() - t0;
   lat.sort();
   return { rps: count / (total / 1000), p50us: percentile(lat, 0.5) * 1000, p99us: percentile(lat, 0.99) * 1000 };
@@ -42,16 +35,11 @@ async function pingPipelined(agent, { count }) {
 }
 
 async function syncRandom(agent, { count }) {
-  const c = agent.client;
-  let busy = 0;
-  for (let i = 0; i < count; i++) {
-    const id = Math.floor(Math.random() * 2 ** 31);
-    const s = performance.now();
-    const { line, t } = await c.request(Buffer.from(`{"execute":"guest-sync","arguments":{"id":${id}}}\n`, 'latin1'));
-    busy += t - s;
-    mustEqual(line, `{"return": ${id}}`, 'guest-sync');
-  }
-  return { rps: count / (busy / 1000) };
+  const ids = Array.from({ length: count }, () => Math.floor(Math.random() * 2 ** 31));
+  const reqs = ids.map((id) => Buffer.from(`{"execute":"guest-sync","arguments":{"id":${id}}}\n`, 'latin1'));
+  const t0 = performance.now();
+  await agent.client.sequence(count, (i) => reqs[i], (line, i) => mustEqual(line, `{"return": ${ids[i]}}`, 'guest-sync'));
+  return { rps: count / ((performance.now() - t0) / 1000) };
 }
 
 /** The integer in `{"return": N}`, or throws with the reply. */
@@ -136,7 +124,7 @@ async function fileWrite(agent, { target, data, bodies, verify }) {
   try {
     for (const { n, body } of bodies) {
       const s = performance.now();
-      const { line, t } = await c.request(Buffer.concat([prefix, body]));
+      const { line, t } = await c.request([prefix, body]);
       busy += t - s;
       mustEqual(line, `{"return": {"count": ${n}, "eof": false}}`, 'guest-file-write');
       written += n;
