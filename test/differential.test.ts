@@ -66,6 +66,8 @@ function cases(dir: string): Array<[string, string | Buffer]> {
     ['strings', `{'execute':'guest-ping'}{"execute":"guest-\\u0070ing"}{"execute":"guest-ping","id":"\\u00e9\\ud83d\\ude00\\n\\t\\u0001/"}`],
     ['numbers echoed', '{"execute":"guest-ping","id":[0.1,1e3,-0,18446744073709551615,18446744073709551616,1.5e300,123456789012345678901234567890]}'],
     ['nesting limit', '['.repeat(1025)],
+    ['0xFF inside a large payload', Buffer.concat([Buffer.from(`{"execute":"guest-file-write","arguments":{"handle":1000,"buf-b64":"${'QUJD'.repeat(50000)}`), Buffer.from([0xff]), Buffer.from('QUJD"}}{"execute":"guest-ping","id":"after"}')])],
+    ['escapes inside a large payload', `{"execute":"guest-sync","arguments":{"id":1,"junk":"${'QUJD\\n'.repeat(20000)}"}}{"execute":"guest-ping"}`],
     ['file open errors', `{"execute":"guest-file-open","arguments":{"path":"${f}","mode":"rw"}}{"execute":"guest-file-open","arguments":{"path":"${f}"}}{"execute":"guest-file-open","arguments":{"path":"${f}","mode":null}}`],
     ['file write/read/seek', [
       open('w+'),
