@@ -382,8 +382,9 @@ json.dump(out, sys.stdout)
   // ---- calls that must not touch this machine: only their error paths ----
 
   test('freeze/thaw/trim report open() failures like fs errors', async () => {
-    for (const call of [a.freeze('/nonexistent/node-qga'), a.thaw('/nonexistent/node-qga'), a.trim('/nonexistent/node-qga', 0n)]) {
-      const e = await rejection(call);
+    // One at a time: a promise created early could reject before anyone listens (an unhandled rejection).
+    for (const call of [() => a.freeze('/nonexistent/node-qga'), () => a.thaw('/nonexistent/node-qga'), () => a.trim('/nonexistent/node-qga', 0n)]) {
+      const e = await rejection(call());
       assert.is(e.code, 'ENOENT');
       assert.is(e.syscall, 'open');
       assert.is(e.path, '/nonexistent/node-qga');
