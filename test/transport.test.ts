@@ -92,6 +92,19 @@ virtio('a large reply reaches the host whole (partial writes are continued)', as
   assert.equal(await h.call({ execute: 'guest-ping' }), { return: {} });
 });
 
+virtio('SIGTERM ends the agent (exit 0) while a connected host is quiet: no read left parked', async () => {
+  if (skipReason) return;
+  const port = path.join(ctx.dir, 'port');
+  const h = await host(port, true);
+  const a = agent(['-m', 'virtio-serial', '-p', port]);
+  await a.waitStderr(/listening on virtio-serial/);
+  await h.sync(1);
+  await sleep(300); // idle: the channel is waiting for the next request
+  process.kill(a.pid, 'SIGTERM');
+  const code = await Promise.race([a.exited, sleep(5000).then(() => 'hung' as const)]);
+  assert.is(code, 0, `agent did not exit on SIGTERM (${code})`);
+});
+
 virtio('host hang-up: the agent neither spins nor exits, and warns that the path is gone', async () => {
   if (skipReason) return;
   const port = path.join(ctx.dir, 'port');

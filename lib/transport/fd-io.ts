@@ -5,8 +5,9 @@
  */
 import * as fs from 'node:fs';
 
-/** A full device buffer (EAGAIN on write) is retried after this pause. */
-const WRITE_RETRY_MS = 10;
+/** A full device buffer (EAGAIN on write) is retried after this pause, growing to the maximum. */
+const WRITE_RETRY_MS = 5;
+const WRITE_RETRY_MAX_MS = 100;
 
 export function errnoText(e: NodeJS.ErrnoException): string {
   return e.code ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : e.message;
@@ -23,6 +24,7 @@ export function toBuffers(chunks: ReadonlyArray<Buffer | string>): Buffer[] {
 export async function writeAllToFd(fd: number, bufs: Buffer[], current: () => boolean): Promise<string | undefined> {
   let i = 0;
   let off = 0;
+  let retries = 0;
   while (i < bufs.length) {
     if (!current()) return undefined;
     const pending = off > 0 ? [bufs[i].subarray(off), ...bufs.slice(i + 1)] : bufs.slice(i);
@@ -33,9 +35,15 @@ export async function writeAllToFd(fd: number, bufs: Buffer[], current: () => bo
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EINTR') continue;
-      if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') { await new Promise((r) => setTimeout(r, WRITE_RETRY_MS)); continue; }
+      if (err.code === 'EAGAIN' || err.code === 'EWOULDBLOCK') {
+        // The host is slow or not connected (a virtio port then refuses writes): keep the reply
+        // and retry, as qemu-ga does, but back off so a long absence costs no CPU.
+        await new Promise((r) => setTimeout(r, Math.min(WRITE_RETRY_MAX_MS, WRITE_RETRY_MS << Math.min(retries++, 4))));
+        continue;
+      }
       return errnoText(err);
     }
+    retries = 0;
     while (n > 0 && i < bufs.length) {
       const left = bufs[i].length - off;
       if (n >= left) { n -= left; i++; off = 0; } else { off += n; n = 0; }
