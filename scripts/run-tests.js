@@ -1,27 +1,45 @@
 #!/usr/bin/env node
-// Runs every unit/integration suite (test/*.test.ts) with uvu + tsx and ends with one plain
-// line "N passed, N failed" (totals over all suites). Zero tests is a failure: uvu itself
-// exits 0 when nothing matched. Pass a regex to run matching files only.
+// Runs every suite (test/*.test.ts) with uvu + tsx, one process per file so a crash or a hang
+// in one file cannot hide the others' results, and ends with one plain line
+// "N passed, N failed" (totals over all suites). Zero tests is a failure: uvu itself exits 0
+// when nothing matched. Pass a regex to run matching files only.
 'use strict';
 const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
 const path = require('node:path');
 
 const root = path.join(__dirname, '..');
-const pattern = process.argv[2] || '\\.test\\.ts$';
+const pattern = new RegExp(process.argv[2] || '\\.test\\.ts$');
+const PER_FILE_TIMEOUT_MS = Number(process.env.NODE_QGA_TEST_TIMEOUT_MS || 15 * 60 * 1000);
 const uvu = path.join(root, 'node_modules', 'uvu', 'bin.js');
 const env = { ...process.env, NO_COLOR: '1' };
 delete env.FORCE_COLOR;
-const res = spawnSync(process.execPath, ['--import', 'tsx', uvu, 'test', pattern, '-i', 'vm/', '-i', 'helpers/', '-i', 'fixtures/'], {
-  cwd: root, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024,
-});
-const out = (res.stdout || '') + (res.stderr || '');
-process.stdout.write(res.stdout || '');
-process.stderr.write(res.stderr || '');
-const clean = out.replace(/\x1b\[[0-9;]*m/g, '');
-const num = (label) => { const m = new RegExp(`${label}:\\s+(\\d+)`).exec(clean); return m ? Number(m[1]) : 0; };
-const total = num('Total'), passed = num('Passed'), skipped = num('Skipped');
-let failed = total - passed - skipped;
-if (res.status !== 0 && failed === 0) failed = 1; // a crash outside any test still fails the run
-if (total === 0) { console.log('no tests ran'); failed = Math.max(failed, 1); }
+
+const files = fs.readdirSync(path.join(root, 'test'))
+  .filter((f) => f.endsWith('.test.ts') && pattern.test(f))
+  .sort();
+
+let passed = 0, failed = 0, skipped = 0;
+const broken = [];
+for (const file of files) {
+  const res = spawnSync(process.execPath, ['--import', 'tsx', uvu, 'test', `^${file.replace(/\./g, '\\.')}$`], {
+    cwd: root, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: PER_FILE_TIMEOUT_MS, killSignal: 'SIGKILL',
+  });
+  process.stdout.write(res.stdout || '');
+  process.stderr.write(res.stderr || '');
+  const clean = ((res.stdout || '') + (res.stderr || '')).replace(/\x1b\[[0-9;]*m/g, '');
+  const num = (label) => { const m = new RegExp(`${label}:\\s+(\\d+)`).exec(clean); return m ? Number(m[1]) : 0; };
+  const total = num('Total'), ok = num('Passed'), skip = num('Skipped');
+  let bad = total - ok - skip;
+  if (res.error || res.status !== 0 || total === 0) {
+    // A crash, a timeout or an empty file still counts as a failure of that file.
+    bad = Math.max(bad, 1);
+    broken.push(`${file}: ${res.error ? res.error.message : total === 0 ? 'no tests ran' : `exit ${res.status}`}`);
+  }
+  passed += ok; failed += bad; skipped += skip;
+}
+if (files.length === 0) { broken.push('no test files matched'); failed++; }
+for (const b of broken) console.log(`FAILED FILE ${b}`);
+if (skipped) console.log(`(${skipped} skipped)`);
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(failed > 0 ? 1 : 0);
