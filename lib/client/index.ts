@@ -53,7 +53,15 @@ export class QgaClient {
       s.once('error', reject);
     });
     const client = new QgaClient(socket, opts.timeout ?? 10000);
-    if (opts.sync !== false) await client.sync();
+    if (opts.sync !== false) {
+      try {
+        await client.sync();
+      } catch (e) {
+        // Never leave a half-open connection behind: QEMU's chardev accepts only one.
+        client.close();
+        throw e;
+      }
+    }
     return client;
   }
 

@@ -69,7 +69,8 @@ export const passwordCommands: CommandDef[] = [
         await ctx.backend.setUserPassword(user, password, args.crypted);
       } catch (e) {
         if (e instanceof QgaError) throw e;
-        throw new QgaError(`cannot write new account password: ${strerror(e)}`);
+        // qemu-ga's wording (clients match its prefix), with the reason after it as 10.x does.
+        throw new QgaError(`child process has failed to set user password: ${strerror(e)}`);
       }
       return {};
     },
