@@ -13,7 +13,8 @@
             "native/fs_ioctl.cc",
             "native/clock.cc",
             "native/crypt.cc",
-            "native/power.cc"
+            "native/power.cc",
+            "native/vsock.cc"
           ],
           "libraries": ["-lcrypt"]
         }]

@@ -7,6 +7,7 @@ void InitFsIoctl(Napi::Env env, Napi::Object exports);
 void InitClock(Napi::Env env, Napi::Object exports);
 void InitCrypt(Napi::Env env, Napi::Object exports);
 void InitPower(Napi::Env env, Napi::Object exports);
+void InitVsock(Napi::Env env, Napi::Object exports);
 
 // Bumped whenever the JS-visible interface changes; the loader refuses a stale build.
 constexpr int kAbiVersion = 1;
@@ -19,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qga::InitClock(env, exports);
   qga::InitCrypt(env, exports);
   qga::InitPower(env, exports);
+  qga::InitVsock(env, exports);
   return exports;
 }
 
