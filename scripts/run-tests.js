@@ -21,6 +21,7 @@ const files = fs.readdirSync(path.join(root, 'test'))
 
 let passed = 0, failed = 0, skipped = 0;
 const broken = [];
+const empty = [];
 for (const file of files) {
   const res = spawnSync(process.execPath, ['--import', 'tsx', uvu, 'test', `^${file.replace(/\./g, '\\.')}$`], {
     cwd: root, env, encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: PER_FILE_TIMEOUT_MS, killSignal: 'SIGKILL',
@@ -31,14 +32,18 @@ for (const file of files) {
   const num = (label) => { const m = new RegExp(`${label}:\\s+(\\d+)`).exec(clean); return m ? Number(m[1]) : 0; };
   const total = num('Total'), ok = num('Passed'), skip = num('Skipped');
   let bad = total - ok - skip;
-  if (res.error || res.status !== 0 || total === 0) {
-    // A crash, a timeout or an empty file still counts as a failure of that file.
+  if (res.error || res.status !== 0) {
+    // A crash or a timeout still counts as a failure of that file.
     bad = Math.max(bad, 1);
-    broken.push(`${file}: ${res.error ? res.error.message : total === 0 ? 'no tests ran' : `exit ${res.status}`}`);
+    broken.push(`${file}: ${res.error ? res.error.message : `exit ${res.status}`}`);
+  } else if (total === 0) {
+    // A suite that registered nothing here (it printed why: no addon, no root...).
+    empty.push(file);
   }
   passed += ok; failed += bad; skipped += skip;
 }
-if (files.length === 0) { broken.push('no test files matched'); failed++; }
+if (passed + failed === 0) { broken.push('no tests ran'); failed++; }
+for (const e of empty) console.log(`NO TESTS RAN IN ${e} (see its SKIP line above)`);
 for (const b of broken) console.log(`FAILED FILE ${b}`);
 if (skipped) console.log(`(${skipped} skipped)`);
 console.log(`${passed} passed, ${failed} failed`);
