@@ -56,9 +56,9 @@ export class Agent {
     this.log = opts.log ?? new Logger(opts.config.verbose, opts.config.logfile);
     this.state = opts.state ?? StateStore.open(opts.config.statedir);
     this.services.files = new FileTable();
-    this.dispatcher = new Dispatcher(opts.commands ?? allCommands, { blockRpcs: opts.config.blockRpcs, allowRpcs: opts.config.allowRpcs }, () => ({
-      backend: this.backend, config: this.config, state: this.state, log: this.log, registry: this.dispatcher, services: this.services,
-    }));
+    this.dispatcher = new Dispatcher(opts.commands ?? allCommands, { blockRpcs: opts.config.blockRpcs, allowRpcs: opts.config.allowRpcs }, {
+      backend: this.backend, config: this.config, state: this.state, log: this.log, services: this.services,
+    });
     this.channel.on('data', (d: Buffer) => this.onData(d));
     this.channel.on('connect', () => {
       // A new client gets a clean parser (qemu-ga keeps the old client's half request).

@@ -29,7 +29,11 @@ export class Dispatcher implements CommandRegistryView {
   private readonly blocked: Set<string>;
   private readonly allowed?: Set<string>;
 
-  constructor(commands: readonly CommandDef[], opts: DispatcherOptions, private readonly context: () => Omit<CommandContext, 'idSuffix'>) {
+  /** What handlers get (besides idSuffix); the registry member is this dispatcher. */
+  private readonly context: Omit<CommandContext, 'idSuffix'>;
+
+  constructor(commands: readonly CommandDef[], opts: DispatcherOptions, context: Omit<CommandContext, 'idSuffix' | 'registry'>) {
+    this.context = { ...context, registry: this };
     for (const c of commands) this.commands.set(c.name, c);
     // Names are matched exactly as qemu-ga does; surrounding whitespace is not a way around a list.
     this.blocked = new Set(opts.blockRpcs.map((n) => n.trim()));
@@ -40,7 +44,7 @@ export class Dispatcher implements CommandRegistryView {
   disabledReason(name: string): string | undefined {
     const cmd = this.commands.get(name);
     if (!cmd) return undefined;
-    if (this.context().state.frozen && !cmd.allowedWhileFrozen) return `Command ${name} has been disabled: the agent is in frozen state`;
+    if (this.context.state.frozen && !cmd.allowedWhileFrozen) return `Command ${name} has been disabled: the agent is in frozen state`;
     if (cmd.unsupported || this.blocked.has(name) || (this.allowed && !this.allowed.has(name))) return `Command ${name} has been disabled`;
     return undefined;
   }
@@ -75,11 +79,11 @@ export class Dispatcher implements CommandRegistryView {
     let result: unknown;
     try {
       const args = validateArguments(cmd.args, (request.get('arguments') as Map<string, JsonValue> | undefined) ?? new Map());
-      result = await cmd.run(args, { ...this.context(), idSuffix: idSuffix(id, hasId) });
+      result = await cmd.run(args, { ...this.context, idSuffix: idSuffix(id, hasId) });
     } catch (e) {
       if (e instanceof QgaError) return fail(e);
       // A bug or an unexpected OS error must not take the agent down: report it like qemu-ga would.
-      this.context().log.error(`command ${cmd.name} failed unexpectedly: ${(e as Error)?.stack ?? e}`);
+      this.context.log.error(`command ${cmd.name} failed unexpectedly: ${(e as Error)?.stack ?? e}`);
       return fail(new QgaError((e as Error)?.message ?? String(e)));
     }
     if (!cmd.successResponse) return null;
