@@ -112,9 +112,12 @@ export function devNumbers(dev: number): { major: number; minor: number } {
   return { major, minor };
 }
 
+/** The guest lacks the program a fallback operation needs (the native backend may do without it). */
+export class MissingToolError extends QgaError {}
+
 function missingTool(action: string, tool: string): QgaError {
   // qemu-ga 10.x's wording when exec fails, naming the tool the guest lacks.
-  return new QgaError(`child process has failed to ${action}: failed to exec '${tool}': No such file or directory`);
+  return new MissingToolError(`child process has failed to ${action}: failed to exec '${tool}': No such file or directory`);
 }
 
 function helperFailure(action: string, r: ToolResult): QgaError {

@@ -4,6 +4,7 @@
  * position -> -1, 'EQGA' errors -> QgaError) and adds the file-level work the addon does not:
  * choosing the RTC device and its UTC/LOCAL mode, and editing the shadow file.
  */
+import { createFallbackSystem, MissingToolError } from './fallback-system';
 import type { AgentConfig } from '../config-types';
 import { QgaError } from '../errors';
 import { rtcDevicePath, rtcKeepsLocalTime, DEFAULT_ADJTIME_FILE } from '../platform/rtc';
@@ -58,7 +59,17 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
       await setShadowPassword(config.shadowFile, user, hash);
     },
 
-    powerOff: async (mode): Promise<void> => addon.reboot(mode),
+    powerOff: async (mode): Promise<void> => {
+      // An orderly shutdown through the guest's own init when it has the tools (services stop,
+      // filesystems unmount); reboot(2) after sync() only on guests that have none (busybox initramfs).
+      try {
+        await createFallbackSystem(config).powerOff(mode);
+        return;
+      } catch (e) {
+        if (!(e instanceof MissingToolError)) throw e;
+      }
+      await addon.reboot(mode);
+    },
 
     async readFileReply(fd: number, position: number | null, count: number, idSuffix: string): Promise<RecyclableFileReadReply> {
       const r = await addon.readFileReply(fd, position ?? -1, count, idSuffix).catch(translate);
