@@ -60,6 +60,8 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
     },
 
     powerOff: async (mode): Promise<void> => {
+      // A bad mode is refused by the addon before anything else can happen.
+      if (mode !== 'powerdown' && mode !== 'halt' && mode !== 'reboot') return addon.reboot(mode);
       // An orderly shutdown through the guest's own init when it has the tools (services stop,
       // filesystems unmount); reboot(2) after sync() only on guests that have none (busybox initramfs).
       try {
