@@ -95,6 +95,8 @@ async function main(argv: string[]): Promise<number> {
       exit();
     };
     process.on('SIGTERM', () => onSignal('SIGTERM'));
+    // logrotate-friendly: SIGHUP starts a new log file.
+    process.on('SIGHUP', () => { log.reopen(); log.info('SIGHUP: log file reopened'); });
     // A device channel lost without --retry-path ends the agent (qemu-ga leaves its main loop).
     channel.on('fatal', (e: Error) => { log.error(e.message); void agent.stop().then(() => resolve(1)); });
     process.on('SIGINT', () => onSignal('SIGINT'));

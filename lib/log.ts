@@ -11,13 +11,33 @@ const RANK: Record<LogLevel, number> = { error: 0, critical: 0, warning: 1, mess
 export class Logger {
   private stream: NodeJS.WritableStream;
   private muted = false;
+  private reopenPending = false;
   constructor(private verbose = false, private file?: string) {
-    this.stream = file ? fs.createWriteStream(file, { flags: 'a', mode: 0o640 }) : process.stderr;
-    if (file) this.stream.on('error', () => { this.stream = process.stderr; });
+    this.stream = this.open();
+  }
+  private open(): NodeJS.WritableStream {
+    if (!this.file) return process.stderr;
+    const s = fs.createWriteStream(this.file, { flags: 'a', mode: 0o640 });
+    s.on('error', () => { if (this.stream === s) this.stream = process.stderr; });
+    return s;
+  }
+  /**
+   * Start a new log file (SIGHUP, after logrotate moved the old one). While frozen the file
+   * may sit on a frozen filesystem, so the reopen waits for the thaw.
+   */
+  reopen(): void {
+    if (!this.file) return;
+    if (this.muted) { this.reopenPending = true; return; }
+    const old = this.stream as fs.WriteStream;
+    this.stream = this.open();
+    old.end?.();
   }
   setVerbose(v: boolean): void { this.verbose = v; }
   /** Mute while frozen; unmute on thaw. */
-  setMuted(m: boolean): void { this.muted = m; }
+  setMuted(m: boolean): void {
+    this.muted = m;
+    if (!m && this.reopenPending) { this.reopenPending = false; this.reopen(); }
+  }
   get isMuted(): boolean { return this.muted; }
   log(level: LogLevel, msg: string): void {
     if (this.muted) return;

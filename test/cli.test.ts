@@ -94,3 +94,26 @@ cli('the agent process: serves, honours -b from the config file and NODE_QGA_BAC
 });
 
 cli.run();
+
+const hup = suite('log file');
+hup('SIGHUP reopens the log file (logrotate), the old one keeps what came before', async () => {
+  const dir = tempDir();
+  const log = path.join(dir, 'agent.log');
+  const child = spawn(process.execPath, [CLI, '-m', 'unix-listen', '-p', path.join(dir, 'sock'), '-t', dir, '-l', log, '-v'], { env: { PATH: process.env.PATH, QGA_CONF: '/nonexistent' }, stdio: 'ignore' });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, 'sock')); i++) await new Promise((r) => setTimeout(r, 50));
+  fs.renameSync(log, `${log}.1`);
+  child.kill('SIGHUP');
+  for (let i = 0; i < 100 && !fs.existsSync(log); i++) await new Promise((r) => setTimeout(r, 20));
+  const c = await QgaClient.connect(path.join(dir, 'sock'));
+  await c.call('guest-ping');
+  c.close();
+  child.kill('SIGTERM');
+  assert.is(await exited, 0);
+  assert.match(fs.readFileSync(`${log}.1`, 'utf8'), /listening on unix-listen/);
+  const fresh = fs.readFileSync(log, 'utf8');
+  assert.match(fresh, /SIGHUP: log file reopened/);
+  assert.match(fresh, /guest-ping called/);
+  assert.not.match(fresh, /listening on/);
+});
+hup.run();
