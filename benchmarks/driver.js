@@ -155,9 +155,9 @@ async function main() {
     scenarios.push({ id: 'sync', title: `guest-sync, random ids (${P.syncCount})`, group: 'ping', echo: true, run: (a) => S.syncRandom(a, { count: P.syncCount }) });
 
     let readData = null, readPath = null;
-    const needRead = P.readCounts.some((c) => wants(`read-${sizeLabel(c)}`) || wants('read'));
-    const needWrite = wants('write');
-    if (needRead || needWrite) {
+    const sizeId = (n) => sizeLabel(n).replace(' ', '');
+    const needData = P.readCounts.some((c) => wants(`read-${sizeId(c)}`)) || P.writeChunks.some((c) => wants(`write-${sizeId(c)}`));
+    if (needData) {
       const bytes = Math.max(P.readFile, P.writeFile);
       readData = Buffer.allocUnsafe(bytes);
       for (let off = 0; off < bytes; off += 16 * MiB) crypto.randomFillSync(readData, off, Math.min(16 * MiB, bytes - off));

@@ -188,6 +188,10 @@ async function malformed(agent, { count }) {
 
 /** Freeze the given loop mount points with guest-fsfreeze-freeze-list, then thaw; ms per cycle. */
 async function freezeThaw(agent, { mountpoints, cycles }) {
+  // Without a non-empty list, freeze-list means "every filesystem": never send that here.
+  if (!Array.isArray(mountpoints) || mountpoints.length === 0 || mountpoints.some((m) => typeof m !== 'string' || m === '/' || !m.startsWith('/'))) {
+    throw new Error(`refusing to freeze: bad mount point list ${JSON.stringify(mountpoints)}`);
+  }
   const freezeReq = Buffer.from(JSON.stringify({ execute: 'guest-fsfreeze-freeze-list', arguments: { mountpoints } }) + '\n');
   const thawReq = Buffer.from('{"execute":"guest-fsfreeze-thaw"}\n');
   let freezeMs = 0, thawMs = 0;
