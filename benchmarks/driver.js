@@ -84,7 +84,9 @@ function machineInfo() {
   let kernel = os.release();
   let distro = '';
   try { distro = (/^PRETTY_NAME="?([^"\n]*)/m.exec(fs.readFileSync('/etc/os-release', 'latin1')) || [])[1] || ''; } catch { /* none */ }
-  return { cores: os.cpus().length, cpu, node: process.version, kernel, distro, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
+  let commit = '';
+  try { commit = execFileSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'latin1', stdio: ['ignore', 'pipe', 'ignore'] }).trim(); } catch { /* not a checkout */ }
+  return { commit, cores: os.cpus().length, cpu, node: process.version, kernel, distro, memGiB: +(os.totalmem() / 2 ** 30).toFixed(1), loadavg: os.loadavg().map((x) => +x.toFixed(2)) };
 }
 
 async function main() {

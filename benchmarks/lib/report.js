@@ -109,7 +109,7 @@ function markdown(results, summary) {
   L.push(`# node-qga benchmark results (${results.mode} run)`);
   L.push('');
   L.push(`Machine: ${m.cores} cores, ${m.cpu}, ${m.memGiB} GiB, ${m.distro || 'Linux'} (kernel ${m.kernel}), Node ${m.node}; load average at start ${m.loadavg.join(' ')}.`);
-  L.push(`Date: ${results.date}. Repetitions: ${results.reps} per scenario, agents alternating within each repetition; figures are medians. Run time ${results.elapsedSec} s.`);
+  L.push(`Date: ${results.date}${m.commit ? `, node-qga at commit ${m.commit}` : ''}. Repetitions: ${results.reps} per scenario, agents alternating within each repetition; figures are medians. Run time ${results.elapsedSec} s.`);
   L.push(`Agents: ${agentLine}.`);
   L.push('');
   L.push('The echo column is the client\'s ceiling (a server that does no work, same framing): a figure close to it is client-bound.');
