@@ -113,6 +113,40 @@ decoder('long plain strings stay bytes (RawString), escaped ones are decoded', (
   assert.is(v.get('b'), `x\ny${'z'.repeat(5000)}`);
 });
 
+decoder('long strings: every special byte found at every alignment (the 4-bytes-at-a-time scan)', () => {
+  const specials: Array<[number[], string]> = [
+    [[0x0a], "ERR JSON parse error, stray '\"AAAA"],
+    [[0xff], "ERR JSON parse error, stray '\"AAAA"],
+    [[0x5c, 0x6e], 'ESC'],
+    [[0xc3, 0xa9], 'UTF8'],
+    [[0x27], 'SQ'],
+  ];
+  for (let offset = 0; offset < 8; offset++) {
+    for (let at = 0; at < 9; at++) {
+      for (const [bytes, kind] of specials) {
+        const body = Buffer.concat([Buffer.alloc(40 + at, 0x41), Buffer.from(bytes), Buffer.alloc(40, 0x42)]);
+        const msg = Buffer.concat([Buffer.from('["'), body, Buffer.from('"]')]);
+        // Place the message at a given byte offset inside a larger buffer, so word alignment varies.
+        const host = Buffer.alloc(offset + msg.length + 8, 0x20);
+        msg.copy(host, offset);
+        const out = new StreamDecoder().push(host.subarray(offset, offset + msg.length));
+        const what = `offset ${offset} at ${at} kind ${kind}`;
+        if (kind.startsWith('ERR')) {
+          assert.is(out.length >= 1 && 'error' in out[0], true, what);
+          assert.ok((out[0] as { error: string }).error.startsWith(kind.slice(4)), what);
+        } else {
+          assert.is(out.length, 1, what);
+          const v = (out[0] as { value: unknown[] }).value[0];
+          const expect = kind === 'ESC' ? 'A'.repeat(40 + at) + '\n' + 'B'.repeat(40)
+            : kind === 'UTF8' ? 'A'.repeat(40 + at) + '\u00e9' + 'B'.repeat(40)
+            : 'A'.repeat(40 + at) + "'" + 'B'.repeat(40);
+          assert.is(String(v), expect, what);
+        }
+      }
+    }
+  }
+});
+
 decoder.run();
 
 // ---- over a socket, byte for byte ---------------------------------------------------------
