@@ -99,7 +99,11 @@ export function idSuffix(id: unknown, hasId: boolean): string {
   return hasId ? `, "id": ${writeJson(id)}` : '';
 }
 
+const EMPTY_RETURN = '{"return": {}}\n';
+
 export function successReply(ret: unknown, id: unknown, hasId: boolean): string {
+  // The most common reply of all (guest-ping and every command without a return value).
+  if (!hasId && ret !== null && typeof ret === 'object' && !Array.isArray(ret) && !(ret instanceof Map) && Object.keys(ret).length === 0) return EMPTY_RETURN;
   const m = new Map<string, unknown>([['return', ret]]);
   if (hasId) m.set('id', id);
   return writeJson(m) + '\n';

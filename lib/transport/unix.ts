@@ -14,6 +14,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   private current?: net.Socket;
   private waiting: net.Socket[] = [];
   private paused = false;
+  /** Writes waiting for their callback; all resolved at once if the client goes away. */
+  private pendingWrites = new Set<() => void>();
 
   constructor(private readonly path: string, private readonly listenFd?: number) { super(); }
 
@@ -59,6 +61,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   private onClose(s: net.Socket): void {
     if (s !== this.current) { this.waiting = this.waiting.filter((w) => w !== s); return; }
     this.current = undefined;
+    for (const done of this.pendingWrites) done();
+    this.pendingWrites.clear();
     this.emit('disconnect');
     const next = this.waiting.shift();
     if (next) this.serve(next);
@@ -70,8 +74,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     // Resolved by the last write's callback (the bytes are in the kernel: buffers may be
     // reused, and back-pressure holds the next request) or by the client going away.
     return new Promise((resolve) => {
-      const done = () => { s.off('close', done); resolve(); };
-      s.on('close', done);
+      const done = () => { this.pendingWrites.delete(done); resolve(); };
+      this.pendingWrites.add(done);
       s.cork();
       chunks.forEach((c, i) => {
         const cb = i === chunks.length - 1 ? done : undefined;
