@@ -76,7 +76,11 @@ async function main() {
         await measure(size, () => decodeBase64Qga(b64.toString('latin1'))));
       // file -> reply line (pread + encode + framing).
       add('file read -> base64', size,
-        addon ? await measure(size, () => addon.readFileReply(readFd, 0, size, '')) : await nan(),
+        addon ? await measure(size, async () => {
+          const r = await addon.readFileReply(readFd, 0, size, '');
+          // Hand the block back as the agent does once the reply is written (older addons: GC does).
+          if (typeof addon.recycleReply === 'function' && r.token !== undefined) addon.recycleReply(r.token);
+        }) : await nan(),
         await measure(size, async () => {
           const r = await fallbackFile.readFileReply(readFd, 0, size, '');
           for (const c of r.chunks) if (typeof c === 'string') Buffer.from(c, 'latin1');
