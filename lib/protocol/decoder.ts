@@ -29,6 +29,9 @@ const RAW_STRING_MIN = 4096;
  * memory costs a page fault per 4 KiB, which on a VM dominates the cost of a large write.
  */
 const POOL_MIN = 16 << 10;
+/** A pool buffer bigger than this is dropped after a quiet spell, so idle memory comes back down. */
+const POOL_KEEP = 16 << 20;
+const POOL_IDLE_MS = 10_000;
 
 const enum Tok { LCurly, RCurly, LSquare, RSquare, Comma, Colon, String, Integer, Float, Keyword }
 
@@ -125,6 +128,7 @@ export class StreamDecoder {
   /** The reused assembly buffer for large messages, and whether a message still uses it. */
   private pool: Buffer | null = null;
   private poolInUse = false;
+  private poolTimer: NodeJS.Timeout | null = null;
   private assembledInPool = false;
 
   /** Forget everything buffered (a new client connected). */
@@ -146,7 +150,7 @@ export class StreamDecoder {
         case St.Start: {
           if (isWhite(b)) { i++; continue; }
           const at = chunkStart + i;
-          if (!this.collecting()) { this.beginCollecting(chunk, i, chunkStart); }
+          if (!this.collecting()) this.beginCollecting(chunk, chunkStart);
           this.tokenStart = at;
           switch (b) {
             case 0x7b: i++; this.braces++; this.token(Tok.LCurly, at + 1, out); continue;
@@ -242,11 +246,11 @@ export class StreamDecoder {
 
   private inToken(): boolean { return this.state !== St.Start && this.state !== St.Recovery; }
 
-  private beginCollecting(chunk: Buffer, i: number, chunkStart: number): void {
+  /** The first token of a message starts in `chunk`: keep the chunk (a view of it later). */
+  private beginCollecting(chunk: Buffer, chunkStart: number): void {
     this.chunks = [chunk];
     this.chunkBytes = chunk.length;
     this.base = chunkStart;
-    void i;
   }
 
   private addChunk(chunk: Buffer): void {
@@ -332,7 +336,17 @@ export class StreamDecoder {
       return { error: `JSON parse error, ${parser.error}` };
     }
     if (!pooled) return { value: value as JsonValue };
-    return { value: value as JsonValue, release: () => { this.poolInUse = false; } };
+    return { value: value as JsonValue, release: () => this.releasePool() };
+  }
+
+  private releasePool(): void {
+    this.poolInUse = false;
+    if (this.poolTimer) clearTimeout(this.poolTimer);
+    this.poolTimer = null;
+    if (this.pool && this.pool.length > POOL_KEEP) {
+      this.poolTimer = setTimeout(() => { if (!this.poolInUse) this.pool = null; this.poolTimer = null; }, POOL_IDLE_MS);
+      this.poolTimer.unref();
+    }
   }
 }
 
