@@ -292,6 +292,32 @@ json.dump(out, sys.stdout)
     }
   });
 
+  test('writeBase64 in place: same file as with scratch memory, bytes outside the payload untouched', async () => {
+    const { randomBytes } = await import('node:crypto');
+    for (const size of [0, 1, 2, 3, 4095, 4096, 4097, (3 << 20) + 7]) {
+      const data = randomBytes(size);
+      const wrapped = size < 5000 ? data.toString('base64').replace(/.{76}/g, '$&\n') : data.toString('base64');
+      const line = Buffer.from(`{"buf-b64": "${wrapped}", "handle": 1}`);
+      const before = Buffer.from(line);
+      const start = 13, end = 13 + wrapped.length;
+      const file = path.join(dir, `inplace-${size}.bin`);
+      const fd = fs.openSync(file, 'w+');
+      try {
+        assert.is(await a.writeBase64(fd, 0, line, start, end, -1, true), size);
+      } finally { fs.closeSync(fd); }
+      assert.ok(fs.readFileSync(file).equals(data), `size ${size}`);
+      assert.ok(line.subarray(0, start).equals(before.subarray(0, start)) && line.subarray(end).equals(before.subarray(end)), `outside untouched, size ${size}`);
+    }
+    // Invalid data: an error and nothing written, in place too.
+    const file = path.join(dir, 'inplace-bad.bin');
+    const fd = fs.openSync(file, 'w+');
+    try {
+      const e = await rejection(a.writeBase64(fd, 0, Buffer.from('QUJDQUJD!!!!'), 0, 12, -1, true));
+      assert.is(e.message, 'Base64 data contains invalid characters');
+    } finally { fs.closeSync(fd); }
+    assert.is(fs.statSync(file).size, 0);
+  });
+
   test('writeBase64 writes nothing when the data or the count is invalid', async () => {
     const file = path.join(dir, 'untouched.bin');
     fs.writeFileSync(file, 'keep');

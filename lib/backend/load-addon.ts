@@ -36,7 +36,8 @@ export interface NativeAddon {
   readFileReply(fd: number, position: number, count: number, idSuffix: string): Promise<{ reply: Buffer; count: number; eof: boolean; token: number }>;
   /** The reply with this token is no longer needed; its bytes may be overwritten from now on. False if unknown or already recycled. */
   recycleReply(token: number): boolean;
-  writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number): Promise<number>;
+  /** With inPlace the decoded bytes overwrite src from `start` on (the caller is done with it). */
+  writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number, inPlace?: boolean): Promise<number>;
   base64Encode(buf: Buffer, impl?: 'best' | 'scalar' | 'avx2'): Buffer;
   base64DecodeGlib(buf: Buffer): Buffer;
 }

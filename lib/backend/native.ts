@@ -78,14 +78,14 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
       return { chunks: [r.reply], count: r.count, eof: r.eof, release: () => void addon.recycleReply(r.token) };
     },
 
-    async writeBase64(fd, position, src, start, end, count): Promise<number> {
+    async writeBase64(fd, position, src, start, end, count, opts): Promise<number> {
       // The addon reads -1 as "all"; any other count it cannot represent exactly (negative,
       // beyond 2^53) is invalid, but qemu-ga checks the data first, so this path does too.
       if (count !== undefined && (typeof count !== 'number' || count < 0 || !Number.isSafeInteger(count))) {
         if (!BASE64_ALPHABET_AND_NEWLINE.test(src.toString('latin1', start, end).split('\0', 1)[0])) throw new QgaError(INVALID_BASE64);
         throw new QgaError(`value '${String(count)}' is invalid for argument count`);
       }
-      return addon.writeBase64(fd, position ?? -1, src, start, end, count ?? -1).catch(translate);
+      return addon.writeBase64(fd, position ?? -1, src, start, end, count ?? -1, opts?.consume === true).catch(translate);
     },
   };
 }

@@ -60,6 +60,7 @@ export interface SystemBackend {
    * alphabet, `\n` allowed). Validates, decodes and writes `count` bytes (all when undefined)
    * at `position` (current offset when null). Rejects with QgaError before writing anything
    * when the data or the count is invalid. Resolves with the bytes written.
+   * `consume`: the caller is done with `src`, so a backend may decode into it in place.
    */
-  writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined): Promise<number>;
+  writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined, opts?: { consume?: boolean }): Promise<number>;
 }

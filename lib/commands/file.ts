@@ -164,7 +164,8 @@ const readWriteSeekFlush = [
       const position = f.position === null ? null : f.append ? fs.fstatSync(f.fd).size : f.position;
       let written: number;
       try {
-        written = await ctx.backend.writeBase64(f.fd, position, buf, start, end, count === -1 ? Number(args.count) : count);
+        // The request's bytes are not needed after this: the backend may decode in place.
+        written = await ctx.backend.writeBase64(f.fd, position, buf, start, end, count === -1 ? Number(args.count) : count, { consume: true });
       } catch (e) {
         if (e instanceof QgaError) throw e;
         throw new QgaError(`failed to write to file: ${strerror(e)}`);
