@@ -9,6 +9,9 @@ import { networkCommands } from './network';
 import { vcpuCommands } from './vcpus';
 import { fsinfoCommands } from './fsinfo';
 import { memoryCommands } from './memory';
+import { sysinfoCommands } from './sysinfo';
+import { diskCommands } from './disks';
+import { statsCommands } from './stats';
 
 /**
  * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
@@ -28,4 +31,9 @@ export const allCommands: CommandDef[] = [
   ...fsinfoCommands,
   ...passwordCommands,
   ...memoryCommands,
+  // guest-exec-status and guest-exec go here (after the memory commands)
+  ...sysinfoCommands,
+  // guest-ssh-get/add/remove-authorized-keys go here (after guest-get-devices)
+  ...diskCommands,
+  ...statsCommands,
 ];
