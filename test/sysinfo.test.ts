@@ -80,7 +80,8 @@ test('osinfo: value clean-up quirks', () => {
   assert.is(cleanOsReleaseValue("'single quoted'"), "'single"); // upstream bug kept
   assert.is(cleanOsReleaseValue('"dq" trailing'), 'dq');
   assert.is(cleanOsReleaseValue('"keep \\n and \\\\"'), 'keep \\n and \\');
-  assert.is(cleanOsReleaseValue('"unterminated'), 'unterminated');
+  assert.is(cleanOsReleaseValue('"unterminated'), 'unterminatedd'); // no terminator written: the last byte repeats
+  assert.is(cleanOsReleaseValue('"a\\$b'), 'a$b$b');
   assert.is(cleanOsReleaseValue(''), '');
 });
 

@@ -85,26 +85,30 @@ function isKeyName(key: string): boolean {
 /**
  * qemu-ga's clean-up of a raw value. A value not starting with a double quote is cut at
  * the first space or ';' (single-quoted values too, keeping their quotes: an upstream
- * quirk). A double-quoted value ends at the next unescaped double quote, with \$ \' \" \\ \`
- * unescaped and any other backslash kept.
+ * quirk). A double-quoted value is unescaped in place (\$ \' \" \\ \` lose their
+ * backslash, any other backslash stays) up to the closing quote, where the string ends.
+ * Without a closing quote nothing terminates the shifted copy, so the original bytes
+ * after it remain (`"abc` gives `abcc`): done on bytes here to keep that exactly.
  */
 export function cleanOsReleaseValue(raw: string): string {
   if (raw[0] !== '"') {
     const cut = raw.search(/[ ;]/);
     return cut >= 0 ? raw.slice(0, cut) : raw;
   }
-  let out = '';
-  for (let i = 1; i < raw.length; i++) {
-    const c = raw[i];
-    if (c === '\\' && i + 1 < raw.length && '$\'"\\`'.includes(raw[i + 1])) {
-      out += raw[++i];
-    } else if (c === '"') {
-      break;
-    } else {
-      out += c;
+  const buf = Buffer.from(raw, 'utf8');
+  const ESCAPED = new Set([0x24, 0x27, 0x22, 0x5c, 0x60]); // $ ' " \ `
+  let dst = 0;
+  let p = 1;
+  while (p < buf.length) {
+    if (buf[p] === 0x5c) {
+      p++;
+      if (!(p < buf.length && ESCAPED.has(buf[p]))) p--; // keep the backslash itself
+    } else if (buf[p] === 0x22) {
+      return buf.toString('utf8', 0, dst);
     }
+    buf[dst++] = buf[p++];
   }
-  return out;
+  return buf.toString('utf8');
 }
 
 /** The os-release members of GuestOSInfo present in the first loadable candidate file. */
