@@ -8,7 +8,10 @@
  *
  * Users: qemu-ga reads /var/run/utmp, which this machine lacks; it runs in a private mount
  * namespace (unshare -m) with a tmpfs on /run holding a fixture utmp, so the host's /run is
- * untouched. guest-get-load and guest-network-get-route are not in 7.2 (10.x shapes).
+ * untouched. get-disks cannot be fed a fixture the same way: libudev refuses a /sys that is
+ * not sysfs (it checks the statfs magic), so it is compared on this machine's real /sys;
+ * the fixture cases (partitions, dm, aliases) are in sysinfo.test.ts.
+ * guest-get-load and guest-network-get-route are not in 7.2 (10.x shapes).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';

@@ -20,6 +20,7 @@ import { readdirInKernelOrder } from '../lib/platform/dir-order';
 import { writeJson } from '../lib/protocol/encoder';
 import { QgaError } from '../lib/errors';
 import { rawExchange, startAgent, tempDir } from './helpers/agent';
+import { buildDiskFixture } from './sysinfo-fixture';
 
 const tmp = tempDir('qga-sysinfo-');
 const write = (rel: string, content: string | Buffer): string => {
@@ -303,50 +304,8 @@ test('inet_ntop formatting of IPv6 addresses', () => {
 
 // ---------------------------------------------------------------- get-disks
 
-function diskFixture(): { sys: string; udev: string } {
-  const pci = 'sys/devices/pci0000:00/0000:00:04.0';
-  link(`${pci}/driver`, '../../../bus/pci/drivers/virtio-pci');
-  const vdb = `${pci}/virtio2/block/vdb`;
-  write(`${vdb}/size`, '2048\n');
-  write(`${vdb}/dev`, '254:16\n');
-  write(`${vdb}/uevent`, 'MAJOR=254\nMINOR=16\nDEVNAME=vdb\nDEVTYPE=disk\n');
-  for (const [p, minor] of [['vdb1', 17], ['vdb2', 18]] as const) {
-    write(`${vdb}/${p}/uevent`, `MAJOR=254\nMINOR=${minor}\nDEVNAME=${p}\nDEVTYPE=partition\n`);
-    write(`${vdb}/${p}/size`, '1024\n');
-  }
-  fs.mkdirSync(path.join(tmp, `${vdb}/queue`), { recursive: true }); // not a partition
-  fs.mkdirSync(path.join(tmp, `${vdb}/slaves`), { recursive: true }); // present and empty
-  link('sys/block/vdb', '../devices/pci0000:00/0000:00:04.0/virtio2/block/vdb');
-  link('sys/dev/block/254:16', '../../devices/pci0000:00/0000:00:04.0/virtio2/block/vdb');
-
-  const nvme = 'sys/devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1';
-  link('sys/devices/pci0000:00/0000:00:05.0/driver', '../../../bus/pci/drivers/nvme');
-  write(`${nvme}/size`, '4096\n');
-  write(`${nvme}/dev`, '259:0\n');
-  write(`${nvme}/uevent`, 'MAJOR=259\nMINOR=0\nDEVNAME=nvme0n1\nDEVTYPE=disk\n');
-  write(`${nvme}/nvme0n1p1/uevent`, 'MAJOR=259\nMINOR=1\nDEVNAME=nvme0n1p1\nDEVTYPE=partition\n');
-  link('sys/block/nvme0n1', '../devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1');
-  link('sys/dev/block/259:0', '../../devices/pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1');
-
-  const dm = 'sys/devices/virtual/block/dm-0';
-  write(`${dm}/size`, '1000\n');
-  write(`${dm}/dev`, '253:0\n');
-  write(`${dm}/uevent`, 'MAJOR=253\nMINOR=0\nDEVNAME=dm-0\nDEVTYPE=disk\n');
-  link(`${dm}/slaves/vdb2`, '../../../../pci0000:00/0000:00:04.0/virtio2/block/vdb/vdb2');
-  link(`${dm}/slaves/nvme0n1p1`, '../../../../pci0000:00/0000:00:05.0/nvme/nvme0/nvme0n1/nvme0n1p1');
-  link('sys/block/dm-0', '../devices/virtual/block/dm-0');
-  write('udev/b253:0', 'S:mapper/vg-root\nE:DM_NAME=vg-root\nE:DM_UUID=LVM-x\n');
-
-  const zram = 'sys/devices/virtual/block/zram0';
-  write(`${zram}/size`, '0\n');
-  write(`${zram}/uevent`, 'MAJOR=252\nMINOR=0\nDEVNAME=zram0\n');
-  link('sys/block/zram0', '../devices/virtual/block/zram0');
-  fs.mkdirSync(path.join(tmp, 'sys/block/not-a-link'), { recursive: true });
-  return { sys: path.join(tmp, 'sys'), udev: path.join(tmp, 'udev') };
-}
-
 test('get-disks: partitions, dm with slaves and alias, addresses, size-0 disks skipped, reversed order', () => {
-  const { sys, udev } = diskFixture();
+  const { sys, udev } = buildDiskFixture(tmp);
   const disks = getDisks({ sysfsRoot: sys, udevDataDir: udev });
   const vdbAddr = {
     'pci-controller': { domain: 0, bus: 0, slot: 4, function: 0 }, 'bus-type': 'virtio', bus: 0, target: 0, unit: 0, dev: '/dev/vdb',
