@@ -14,7 +14,9 @@
             "native/clock.cc",
             "native/crypt.cc",
             "native/power.cc",
-            "native/vsock.cc"
+            "native/vsock.cc",
+            "native/fd_watch.cc",
+            "native/netif.cc"
           ],
           "libraries": ["-lcrypt"]
         }]

@@ -8,6 +8,8 @@ void InitClock(Napi::Env env, Napi::Object exports);
 void InitCrypt(Napi::Env env, Napi::Object exports);
 void InitPower(Napi::Env env, Napi::Object exports);
 void InitVsock(Napi::Env env, Napi::Object exports);
+void InitFdWatch(Napi::Env env, Napi::Object exports);
+void InitNetif(Napi::Env env, Napi::Object exports);
 
 // Bumped whenever the JS-visible interface changes; the loader refuses a stale build.
 constexpr int kAbiVersion = 1;
@@ -21,6 +23,8 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qga::InitCrypt(env, exports);
   qga::InitPower(env, exports);
   qga::InitVsock(env, exports);
+  qga::InitFdWatch(env, exports);
+  qga::InitNetif(env, exports);
   return exports;
 }
 

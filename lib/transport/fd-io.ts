@@ -1,9 +1,11 @@
 /**
- * Writing a reply to a descriptor Node cannot wrap in a socket (a virtio port, a vsock
- * connection): fs.writev on the thread pool, continued after partial writes, retried after a
- * short pause on EAGAIN, abandoned (with the reason) on any other error.
+ * I/O on a descriptor Node cannot wrap in a socket (a virtio port, a vsock connection).
+ * Writing: fs.writev on the thread pool, continued after partial writes, retried after a
+ * short pause on EAGAIN, abandoned (with the reason) on any other error. Reading: the addon's
+ * readiness watcher when it is built (loadWatchFd), else the caller polls.
  */
 import * as fs from 'node:fs';
+import { loadAddon } from '../backend/load-addon';
 
 /** A full device buffer (EAGAIN on write) is retried after this pause, growing to the maximum. */
 const WRITE_RETRY_MS = 5;
@@ -50,4 +52,31 @@ export async function writeAllToFd(fd: number, bufs: Buffer[], current: () => bo
     }
   }
   return undefined;
+}
+
+/** The addon's readiness watcher on a descriptor (native/fd_watch.cc). */
+export interface FdWatcher {
+  /** Callbacks again after stop() (a pending back-off runs its course first). */
+  start(): void;
+  /** No callbacks until start(). */
+  stop(): void;
+  /** Not watched for `ms`, then watched again: the hang-up back-off, without a spin. */
+  backoff(ms: number): void;
+  /** Stops for good; call before closing the descriptor. Idempotent. */
+  close(): void;
+}
+
+/** `status` < 0 is a libuv error (the watch stopped); `events` bit 1 = readable or hung up, 4 = peer closed. */
+export type WatchFd = (fd: number, onReady: (status: number, events: number) => void) => FdWatcher;
+
+/**
+ * The addon's watchFd, or undefined when the addon (or this function in it) is missing, or
+ * when NODE_QGA_FD_WATCH=poll asks for the pure-JS polling reader (comparisons, tests).
+ */
+export function loadWatchFd(env: NodeJS.ProcessEnv = process.env): WatchFd | undefined {
+  if (env.NODE_QGA_FD_WATCH === 'poll') return undefined;
+  const r = loadAddon();
+  if ('error' in r) return undefined;
+  const fn = (r.addon as unknown as { watchFd?: unknown }).watchFd;
+  return typeof fn === 'function' ? (fn as WatchFd) : undefined;
 }

@@ -1,21 +1,26 @@
 /**
  * `-m virtio-serial`: a character device (/dev/virtio-ports/…). Node's sockets cannot wrap a
- * char device (libuv takes it for a file), so the port is read with fs.read on libuv's thread
- * pool. It is opened O_NONBLOCK, as qemu-ga opens it: a blocking read parked in the pool could
- * not be interrupted, and Node's exit waits for every pool thread, so SIGTERM would hang until
- * the host next sent a byte. Without a poll(2) in pure Node, "no data yet" (EAGAIN) is answered
- * with an adaptive back-off: a few immediate retries (a host sending request after request is
- * served without delay), then 1, 2, 5, 10, 20 and at most 50 ms between attempts when idle
- * (20 reads a second; measured at about 1% of a core on a busy 2-core machine, and up to
- * 50 ms before the first request after a quiet spell is seen). A poll(2)-based watcher in
- * the addon would remove both costs.
+ * char device (libuv takes it for a file). It is opened O_NONBLOCK, as qemu-ga opens it, and
+ * read in one of two ways:
  *
- * When the host side is not connected the port answers reads with 0 (EIO for a tty standing
- * in for it). As qemu-ga does, the agent then backs off 100 ms and tries again,
- * keeping the device open: about 10 wake-ups a second, never a spin, never an exit. The parser
- * is not reset when the host comes back (qemu-ga does not either; hosts flush a half request
- * with 0xFF + guest-sync-delimited), so no 'connect' is emitted for a host reconnect, only when
- * the device itself is (re)opened.
+ * - With the native addon: a readiness watcher (a uv_poll_t on Node's loop, native/fd_watch.cc)
+ *   calls back when the port is readable or hung up, and the port is read right then with a
+ *   non-blocking read on the loop thread. An idle agent has no wake-ups at all and a request
+ *   is seen as soon as it arrives.
+ * - Without it: fs.read on libuv's thread pool, with an adaptive back-off on "no data yet"
+ *   (EAGAIN): a few immediate retries, then 1, 2, 5, 10, 20 and at most 50 ms between attempts
+ *   when idle (about 1% of a core, and up to 50 ms before the first request after a quiet
+ *   spell is seen). A blocking read cannot be used: parked in the pool it could not be
+ *   interrupted, and Node's exit waits for every pool thread, so SIGTERM would hang until the
+ *   host next sent a byte.
+ *
+ * When the host side is not connected the port reports a hang-up (POLLHUP) and reads return 0
+ * (EIO for a tty standing in for it). As qemu-ga does, the agent then backs off 100 ms and tries
+ * again, keeping the device open: about 10 wake-ups a second, never a spin, never an exit (the
+ * watcher is stopped and restarted by a timer, as qemu-ga re-arms its watch). The parser is not
+ * reset when the host comes back (qemu-ga does not either; hosts flush a half request with
+ * 0xFF + guest-sync-delimited), so no 'connect' is emitted for a host reconnect, only when the
+ * device itself is (re)opened.
  *
  * A hot-unplugged port keeps answering reads with 0 (the kernel marks it hung up) and its node
  * disappears, so with --retry-path the channel checks once a second while hung up that the path
@@ -23,13 +28,15 @@
  */
 import * as fs from 'node:fs';
 import { ReopeningChannel, type DeviceChannelOptions } from './reopen';
-import { errnoText, toBuffers, writeAllToFd } from './fd-io';
+import { errnoText, loadWatchFd, toBuffers, writeAllToFd, type FdWatcher } from './fd-io';
 
 const READ_SIZE = 64 * 1024;
 /** qemu-ga sleeps 100 ms when the host is not connected. */
 const HANGUP_BACKOFF_MS = 100;
 /** Waits after successive EAGAINs (the host is connected but quiet); 0 = next turn of the loop. */
 const IDLE_BACKOFF_MS = [0, 0, 0, 0, 1, 1, 2, 5, 10, 20, 50];
+/** Readiness without data (should not happen): a short pause, so even a faulty driver cannot make it spin. */
+const SPURIOUS_BACKOFF_MS = 10;
 /** How often, while hung up, the path is checked against the open device (retry-path only). */
 const IDENTITY_CHECK_MS = 1000;
 
@@ -46,6 +53,11 @@ export class VirtioSerialChannel extends ReopeningChannel {
   private lastIdentityCheck = 0;
   private warnedPathGone = false;
   private backoffTimer?: NodeJS.Timeout;
+  /** The addon's watchFd; undefined = poll with fs.read. */
+  private readonly watchFd = loadWatchFd();
+  private watcher?: FdWatcher;
+  /** Reused for small reads on the watcher path (each chunk handed on is a copy). */
+  private readBuf?: Buffer;
   /** Replies leave one after another, each whole, even when the device takes them in pieces. */
   private writeChain: Promise<void> = Promise.resolve();
 
@@ -67,7 +79,7 @@ export class VirtioSerialChannel extends ReopeningChannel {
           this.warnedPathGone = false;
           resolve();
           // Start reading once the open is reported (the agent listens for 'connect' first).
-          setImmediate(() => this.pump(session));
+          setImmediate(() => this.startReading(session));
         });
       });
     });
@@ -75,6 +87,9 @@ export class VirtioSerialChannel extends ReopeningChannel {
 
   protected closeDevice(): void {
     if (this.backoffTimer) { clearTimeout(this.backoffTimer); this.backoffTimer = undefined; }
+    // The watch goes first: libuv must not be left watching a closed descriptor.
+    this.watcher?.close();
+    this.watcher = undefined;
     const fd = this.fd;
     this.fd = undefined;
     this.identity = undefined;
@@ -84,11 +99,72 @@ export class VirtioSerialChannel extends ReopeningChannel {
   }
 
   protected onPauseChange(): void {
+    if (this.watcher) {
+      if (this.paused) this.watcher.stop(); else this.watcher.start();
+      return;
+    }
     if (!this.paused) this.pump(this.session);
   }
 
+  private startReading(session: number): void {
+    if (session !== this.session || this.closed || this.fd === undefined) return;
+    if (this.watchFd) {
+      try {
+        this.watcher = this.watchFd(this.fd, (status) => this.onReady(session, status));
+        if (this.paused) this.watcher.stop();
+        this.log.debug(`${this.description}: reading when ready (poll watcher)`);
+        return;
+      } catch (e) {
+        this.log.debug(`${this.description}: no readiness watcher (${errnoText(e as NodeJS.ErrnoException)}), polling`);
+      }
+    }
+    this.pump(session);
+  }
+
+  /** The watcher saw the port readable (or hung up): read what is there, without blocking. */
+  private onReady(session: number, status: number): void {
+    const fd = this.fd;
+    if (session !== this.session || this.closed || fd === undefined || !this.watcher) return;
+    // A libuv error stopped the watch (POLLERR): treat it as a hang-up, watched again after the back-off.
+    if (status < 0) { this.hungUp(session); return; }
+    for (let first = true; ; first = false) {
+      if (this.paused) return;
+      const buf = this.readBuf ??= Buffer.allocUnsafe(READ_SIZE);
+      let n: number;
+      try {
+        n = fs.readSync(fd, buf, 0, READ_SIZE, null);
+      } catch (e) {
+        const err = e as NodeJS.ErrnoException;
+        if (err.code === 'EINTR') continue;
+        if (NO_DATA_CODES.has(err.code ?? '')) {
+          this.hostConnected();
+          // After a full buffer "no more" is normal; readiness with nothing to read is not.
+          if (first) this.watcher.backoff(SPURIOUS_BACKOFF_MS);
+          return;
+        }
+        if (err.code !== 'EIO') { this.lost(`read error: ${errnoText(err)}`); return; }
+        n = 0;
+      }
+      if (n === 0) { this.hungUp(session); return; }
+      this.hostConnected();
+      // Small reads are copied so a 64 KiB buffer is not kept alive for a few bytes.
+      let chunk: Buffer;
+      if (n < READ_SIZE / 4) chunk = Buffer.from(buf.subarray(0, n));
+      else { chunk = buf.subarray(0, n); this.readBuf = undefined; }
+      this.emit('data', chunk);
+      // A short read took everything there was; the watcher calls again when more comes.
+      if (n < READ_SIZE || session !== this.session || this.closed) return;
+    }
+  }
+
+  private hostConnected(): void {
+    if (!this.hungUpSince) return;
+    this.log.debug(`host connected on ${this.description}`);
+    this.hungUpSince = 0;
+  }
+
   private pump(session: number): void {
-    if (this.reading || this.paused || this.closed || this.backoffTimer || session !== this.session || this.fd === undefined) return;
+    if (this.watcher || this.reading || this.paused || this.closed || this.backoffTimer || session !== this.session || this.fd === undefined) return;
     this.reading = true;
     const buf = Buffer.allocUnsafe(READ_SIZE);
     fs.read(this.fd, buf, 0, READ_SIZE, null, (err, n) => {
@@ -100,10 +176,7 @@ export class VirtioSerialChannel extends ReopeningChannel {
       if (err && err.code !== 'EIO') { this.lost(`read error: ${errnoText(err)}`); return; }
       if (err || n === 0) { this.hungUp(session); return; }
       this.idleStreak = 0;
-      if (this.hungUpSince) {
-        this.log.debug(`host connected on ${this.description}`);
-        this.hungUpSince = 0;
-      }
+      this.hostConnected();
       // Small reads are copied so a 64 KiB buffer is not kept alive for a few bytes.
       this.emit('data', n < READ_SIZE / 4 ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n));
       this.pump(session);
@@ -112,7 +185,7 @@ export class VirtioSerialChannel extends ReopeningChannel {
 
   /** Connected but quiet: read again soon, less often the longer it stays quiet. */
   private noData(session: number): void {
-    if (this.hungUpSince) { this.log.debug(`host connected on ${this.description}`); this.hungUpSince = 0; }
+    this.hostConnected();
     const wait = IDLE_BACKOFF_MS[Math.min(this.idleStreak++, IDLE_BACKOFF_MS.length - 1)];
     if (wait === 0) { setImmediate(() => this.pump(session)); return; }
     this.backoffTimer = setTimeout(() => { this.backoffTimer = undefined; this.pump(session); }, wait);
@@ -125,8 +198,12 @@ export class VirtioSerialChannel extends ReopeningChannel {
       this.lastIdentityCheck = now;
       this.log.debug(`host not connected on ${this.description}, polling`);
     }
+    // Watched (or read) again in 100 ms, as qemu-ga sleeps; the watcher is stopped at once so a
+    // hang-up reported over and over cannot spin while the path is checked.
+    const watcher = this.watcher;
+    watcher?.backoff(HANGUP_BACKOFF_MS);
     const wait = () => {
-      if (session !== this.session || this.closed) return;
+      if (session !== this.session || this.closed || watcher) return;
       this.backoffTimer = setTimeout(() => { this.backoffTimer = undefined; this.pump(session); }, HANGUP_BACKOFF_MS);
     };
     if (now - this.lastIdentityCheck < IDENTITY_CHECK_MS) { wait(); return; }

@@ -1,0 +1,221 @@
+// Readiness watching for a descriptor Node cannot wrap in a stream: a virtio-serial port is a
+// character device that libuv treats as a file, so without this the port could only be read
+// by polling. A uv_poll_t on Node's own loop calls back into JavaScript when the descriptor
+// is readable or hung up; the port is read only then. No timer wakes an idle agent, no pool
+// thread is parked in a read (which would hold up process exit), and a request is seen as
+// soon as it arrives.
+//
+// A virtio port whose host side is closed reports POLLHUP until the host comes back, so a
+// level-triggered watch would call back without pause. JavaScript answers a hang-up with
+// backoff(ms): the poll is stopped and a timer restarts it, as qemu-ga sleeps 100 ms and
+// re-arms its watch.
+//
+// JS interface: watchFd(fd, callback(status, events)) -> FdWatcher with start(), stop(),
+// backoff(ms), close(). `status` is 0 or a negative libuv error (the poll was stopped by
+// libuv); `events` has 1 (readable, also reported on hang-up) and 4 (peer closed) bits.
+// close() must come before the descriptor is closed: libuv aborts on a watched descriptor
+// that no longer exists.
+#include <napi.h>
+
+#include <vector>
+
+#include "common.h"
+
+#if __has_include(<uv.h>)
+#include <uv.h>
+
+namespace qga {
+
+namespace {
+
+constexpr int kEvents = UV_READABLE | UV_DISCONNECT;
+
+// The native half of a watcher. libuv finishes closing handles on a later loop turn, so this
+// can outlive the JS object; it is deleted once its handles are closed and the JS object is gone.
+struct Watch {
+  napi_env env = nullptr;
+  uv_poll_t poll;
+  uv_timer_t timer;
+  napi_ref callback = nullptr;
+  napi_async_context async_context = nullptr;
+  bool wanted = true;       // events requested (start() / stop())
+  bool sleeping = false;    // a back-off timer will restart the poll
+  bool closed = false;      // close() was called (or the environment is going away)
+  bool wrapped = true;      // the JS object still exists
+  int open_handles = 0;     // libuv handles not yet through their close callback
+};
+
+void MaybeDelete(Watch* w) {
+  if (w->closed && !w->wrapped && w->open_handles == 0) delete w;
+}
+
+void OnHandleClosed(uv_handle_t* h) {
+  Watch* w = static_cast<Watch*>(h->data);
+  w->open_handles--;
+  MaybeDelete(w);
+}
+
+void CleanupHook(void* arg);
+
+// Stops everything; `from_hook` when the environment is being torn down (N-API calls are
+// then avoided: the environment releases its references itself).
+void CloseWatch(Watch* w, bool from_hook) {
+  if (w->closed) return;
+  w->closed = true;
+  if (!from_hook) {
+    napi_remove_env_cleanup_hook(w->env, CleanupHook, w);
+    if (w->callback != nullptr) napi_delete_reference(w->env, w->callback);
+    if (w->async_context != nullptr) napi_async_destroy(w->env, w->async_context);
+  }
+  w->callback = nullptr;
+  w->async_context = nullptr;
+  // uv_close stops the poll at once (the descriptor leaves epoll now), then frees later.
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->poll), OnHandleClosed);
+  uv_close(reinterpret_cast<uv_handle_t*>(&w->timer), OnHandleClosed);
+}
+
+void CleanupHook(void* arg) { CloseWatch(static_cast<Watch*>(arg), true); }
+
+void Notify(Watch* w, int status, int events) {
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+  napi_value cb, recv, args[2], result;
+  if (napi_get_reference_value(env, w->callback, &cb) == napi_ok && cb != nullptr &&
+      napi_get_global(env, &recv) == napi_ok && napi_create_int32(env, status, &args[0]) == napi_ok &&
+      napi_create_int32(env, events, &args[1]) == napi_ok) {
+    // make_callback: process.nextTick queues and promise jobs run afterwards, as for Node's own I/O.
+    if (napi_make_callback(env, w->async_context, recv, cb, 2, args, &result) == napi_pending_exception) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);  // to process 'uncaughtException'
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+void OnPoll(uv_poll_t* h, int status, int events) {
+  Watch* w = static_cast<Watch*>(h->data);
+  if (w->closed) return;
+  Notify(w, status, events);
+}
+
+void OnTimer(uv_timer_t* h) {
+  Watch* w = static_cast<Watch*>(h->data);
+  w->sleeping = false;
+  if (!w->closed && w->wanted) uv_poll_start(&w->poll, kEvents, OnPoll);
+}
+
+class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "FdWatcher",
+                       {InstanceMethod("start", &FdWatcher::Start), InstanceMethod("stop", &FdWatcher::Stop),
+                        InstanceMethod("backoff", &FdWatcher::Backoff), InstanceMethod("close", &FdWatcher::Close)});
+  }
+
+  explicit FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
+    Napi::Env env = info.Env();
+    int64_t fd = ArgInt64(info, 0, "fd");
+    if (fd < 0 || fd > INT32_MAX) throw Napi::RangeError::New(env, "bad file descriptor");
+    if (info.Length() < 2 || !info[1].IsFunction()) throw Napi::TypeError::New(env, "argument 'callback' must be a function");
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env, &loop) != napi_ok || loop == nullptr) throw Napi::Error::New(env, "no event loop");
+
+    Watch* w = new Watch();
+    w->env = env;
+    // Fails (EPERM) for descriptors epoll cannot watch, such as regular files.
+    int rc = uv_poll_init(loop, &w->poll, static_cast<int>(fd));
+    if (rc != 0) {
+      delete w;
+      throw ErrnoError(env, -rc, "uv_poll_init", "");
+    }
+    uv_timer_init(loop, &w->timer);
+    w->poll.data = w;
+    w->timer.data = w;
+    w->open_handles = 2;
+    napi_create_reference(env, info[1], 1, &w->callback);
+    napi_async_init(env, info.This(), Napi::String::New(env, "qga:fd-watch"), &w->async_context);
+    napi_add_env_cleanup_hook(env, CleanupHook, w);
+    watch_ = w;
+    uv_poll_start(&w->poll, kEvents, OnPoll);
+  }
+
+  ~FdWatcher() override {
+    if (watch_ == nullptr) return;
+    CloseWatch(watch_, false);
+    watch_->wrapped = false;
+    MaybeDelete(watch_);
+    watch_ = nullptr;
+  }
+
+ private:
+  // Resumes callbacks (after stop()); a pending back-off still runs its course first.
+  Napi::Value Start(const Napi::CallbackInfo& info) {
+    Watch* w = watch_;
+    if (w != nullptr && !w->closed) {
+      w->wanted = true;
+      if (!w->sleeping) uv_poll_start(&w->poll, kEvents, OnPoll);
+    }
+    return info.Env().Undefined();
+  }
+
+  // No callbacks until start() (the reader is paused).
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Watch* w = watch_;
+    if (w != nullptr && !w->closed) {
+      w->wanted = false;
+      uv_poll_stop(&w->poll);
+    }
+    return info.Env().Undefined();
+  }
+
+  // Not watched for `ms` milliseconds, then watched again (if still wanted).
+  Napi::Value Backoff(const Napi::CallbackInfo& info) {
+    int64_t ms = ArgInt64(info, 0, "ms");
+    if (ms < 0) throw Napi::RangeError::New(info.Env(), "ms must not be negative");
+    Watch* w = watch_;
+    if (w != nullptr && !w->closed) {
+      uv_poll_stop(&w->poll);
+      w->sleeping = true;
+      uv_timer_start(&w->timer, OnTimer, static_cast<uint64_t>(ms), 0);
+    }
+    return info.Env().Undefined();
+  }
+
+  // Stops watching for good; the descriptor may be closed right after. Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (watch_ != nullptr) CloseWatch(watch_, false);
+    return info.Env().Undefined();
+  }
+
+  Watch* watch_ = nullptr;
+};
+
+// watchFd(fd, callback) -> FdWatcher, already watching.
+Napi::Value WatchFd(const Napi::CallbackInfo& info) {
+  auto* ctor = static_cast<Napi::FunctionReference*>(info.Data());
+  std::vector<napi_value> args;
+  for (size_t i = 0; i < info.Length(); i++) args.push_back(info[i]);
+  return ctor->New(args);
+}
+
+void DeleteConstructor(void* arg) { delete static_cast<Napi::FunctionReference*>(arg); }
+
+}  // namespace
+
+void InitFdWatch(Napi::Env env, Napi::Object exports) {
+  auto* ctor = new Napi::FunctionReference(Napi::Persistent(FdWatcher::Define(env)));
+  napi_add_env_cleanup_hook(env, DeleteConstructor, ctor);
+  exports.Set("watchFd", Napi::Function::New(env, WatchFd, "watchFd", ctor));
+}
+
+}  // namespace qga
+
+#else  // no libuv headers at build time: no watchFd; the transport polls instead.
+
+namespace qga {
+void InitFdWatch(Napi::Env, Napi::Object) {}
+}  // namespace qga
+
+#endif
