@@ -252,13 +252,15 @@ export function getDiskstats(procRoot: string): DiskStatsInfo[] {
   return parseDiskstats(text);
 }
 
-export const diskCommands = [
-  defineCommand({
-    name: 'guest-get-disks',
-    returns: T.list(GuestDiskInfo),
-    run: (_a, ctx) =>
-      getDisks({ sysfsRoot: ctx.config.sysfsRoot, udevDataDir: ctx.config.udevDataDir ?? '/run/udev/data' }) as unknown as JsonValue,
-  }),
+/** qemu-ga registers guest-get-disks next to the fsinfo command (before it), diskstats much later. */
+export const getDisksCommand = defineCommand({
+  name: 'guest-get-disks',
+  returns: T.list(GuestDiskInfo),
+  run: (_a, ctx) =>
+    getDisks({ sysfsRoot: ctx.config.sysfsRoot, udevDataDir: ctx.config.udevDataDir ?? '/run/udev/data' }) as unknown as JsonValue,
+});
+
+export const diskstatsCommands = [
   defineCommand({
     name: 'guest-get-diskstats',
     returns: T.list(GuestDiskStatsInfo),

@@ -10,7 +10,7 @@ import { vcpuCommands } from './vcpus';
 import { fsinfoCommands } from './fsinfo';
 import { memoryCommands } from './memory';
 import { sysinfoCommands } from './sysinfo';
-import { diskCommands } from './disks';
+import { getDisksCommand, diskstatsCommands } from './disks';
 import { statsCommands } from './stats';
 
 /**
@@ -28,12 +28,13 @@ export const allCommands: CommandDef[] = [
   ...suspendCommands,
   ...networkCommands,
   ...vcpuCommands,
+  getDisksCommand, // qemu-ga 7.2 registers it here, between the vcpu and fsinfo commands
   ...fsinfoCommands,
   ...passwordCommands,
   ...memoryCommands,
   // guest-exec-status and guest-exec go here (after the memory commands)
   ...sysinfoCommands,
   // guest-ssh-get/add/remove-authorized-keys go here (after guest-get-devices)
-  ...diskCommands,
+  ...diskstatsCommands,
   ...statsCommands,
 ];
