@@ -12,6 +12,7 @@ import { memoryCommands } from './memory';
 import { sysinfoCommands } from './sysinfo';
 import { getDisksCommand, diskstatsCommands } from './disks';
 import { statsCommands } from './stats';
+import { execCommands } from './exec';
 
 /**
  * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
@@ -32,7 +33,7 @@ export const allCommands: CommandDef[] = [
   ...fsinfoCommands,
   ...passwordCommands,
   ...memoryCommands,
-  // guest-exec-status and guest-exec go here (after the memory commands)
+  ...execCommands, // guest-exec-status, guest-exec (after the memory commands, as qemu-ga registers them)
   ...sysinfoCommands,
   // guest-ssh-get/add/remove-authorized-keys go here (after guest-get-devices)
   ...diskstatsCommands,
