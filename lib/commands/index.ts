@@ -13,6 +13,7 @@ import { sysinfoCommands } from './sysinfo';
 import { getDisksCommand, diskstatsCommands } from './disks';
 import { statsCommands } from './stats';
 import { execCommands } from './exec';
+import { sshCommands } from './ssh';
 
 /**
  * Every command, in schema order (qemu-ga registers them in this order and guest-info lists
@@ -35,7 +36,7 @@ export const allCommands: CommandDef[] = [
   ...memoryCommands,
   ...execCommands, // guest-exec-status, guest-exec (after the memory commands, as qemu-ga registers them)
   ...sysinfoCommands,
-  // guest-ssh-get/add/remove-authorized-keys go here (after guest-get-devices)
+  ...sshCommands, // guest-ssh-get/add/remove-authorized-keys (after guest-get-devices, as qemu-ga registers them)
   ...diskstatsCommands,
   ...statsCommands,
 ];
