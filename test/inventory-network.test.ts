@@ -155,12 +155,12 @@ test('netmask prefix and hardware address helpers', () => {
   assert.is(hardwareAddress(sys(), 'eth0:7'), '02:fc:00:00:00:01');
 });
 
-test('command definition', () => {
+test('command definition', async () => {
   assert.equal(networkCommands.map((c) => c.name), ['guest-network-get-interfaces']);
   assert.equal(networkCommands[0].args, []);
   // Through the command: real os.networkInterfaces() paired with the fixture (names differ
   // from the machine's except lo/eth0, so only the fixture's link list is checked).
-  const reply = networkCommands[0].run({}, { config: { sysfsRoot: sys(), procRoot: proc() } } as any) as Array<{ name: string }>;
+  const reply = await networkCommands[0].run({}, { config: { sysfsRoot: sys(), procRoot: proc() } } as any) as Array<{ name: string }>;
   assert.equal(reply.slice(0, 7).map((i) => i.name), ['lo', 'eth0', 'ifb0', 'tun0', 'eth1', 'sit0', 'wg0']);
 });
 

@@ -10,7 +10,7 @@ import { QgaError } from '../errors';
 import { rtcDevicePath, rtcKeepsLocalTime, DEFAULT_ADJTIME_FILE } from '../platform/rtc';
 import { setShadowPassword } from '../platform/shadow';
 import type { NativeAddon } from './load-addon';
-import type { FileReadReply, SystemBackend, TrimResult } from './types';
+import type { FileReadReply, InterfaceAddressEntry, SystemBackend, TrimResult } from './types';
 
 /**
  * A reply whose memory can be reused as soon as it has been written: call `release()` then
@@ -38,6 +38,8 @@ function translate(e: unknown): never {
 
 export function createNativeBackend(addon: NativeAddon, config: AgentConfig, options: NativeBackendOptions = {}): SystemBackend {
   const adjtimeFile = options.adjtimeFile ?? DEFAULT_ADJTIME_FILE;
+  // Feature-detected: an addon built before native/netif.cc has no getifaddrs.
+  const getifaddrs = (addon as unknown as { getifaddrs?: () => Promise<InterfaceAddressEntry[]> }).getifaddrs;
 
   return {
     kind: 'native',
@@ -87,5 +89,7 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
       }
       return addon.writeBase64(fd, position ?? -1, src, start, end, count ?? -1, opts?.consume === true).catch(translate);
     },
+
+    ...(typeof getifaddrs === 'function' ? { listInterfaceAddresses: async () => getifaddrs.call(addon) } : {}),
   };
 }

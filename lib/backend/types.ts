@@ -23,6 +23,20 @@ export interface FileReadReply {
   release?(): void;
 }
 
+/** One getifaddrs(3) entry (native/netif.cc). */
+export interface InterfaceAddressEntry {
+  /** The interface name, or an alias label such as eth0:1 for IPv4 addresses. */
+  name: string;
+  /** 'packet' = the link itself (AF_PACKET); 'none' = a link without a link-layer address (ifa_addr NULL). */
+  family: 'packet' | 'ipv4' | 'ipv6' | 'none' | 'other';
+  /** ipv4/ipv6: inet_ntop text. */
+  address?: string;
+  /** ipv4/ipv6: set bits of the netmask; absent without a netmask. */
+  prefix?: number;
+  /** packet: the first 6 bytes of the link-layer address, zero-padded, lowercase hex with colons. */
+  hwaddr?: string;
+}
+
 export interface SystemBackend {
   readonly kind: BackendKind;
 
@@ -63,4 +77,11 @@ export interface SystemBackend {
    * `consume`: the caller is done with `src`, so a backend may decode into it in place.
    */
   writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined, opts?: { consume?: boolean }): Promise<number>;
+
+  /**
+   * getifaddrs(3), entries in its order, down interfaces included (optional: the native backend
+   * only; without it guest-network-get-interfaces uses os.networkInterfaces() and sysfs).
+   * Rejects with an errno error.
+   */
+  listInterfaceAddresses?(): Promise<InterfaceAddressEntry[]>;
 }

@@ -5,9 +5,13 @@ import { T } from '../schema';
 import { QgaError, strerror } from '../errors';
 import { readdirInKernelOrder } from '../platform/dir-order';
 import type { JsonValue } from '../protocol/values';
+import type { InterfaceAddressEntry } from '../backend/types';
 
 /**
- * guest-network-get-interfaces, reproducing qemu-ga's getifaddrs() walk without native code:
+ * guest-network-get-interfaces. With the native backend it is qemu-ga's own walk over
+ * getifaddrs(3) (listFromIfaddrs): one record per name in order of first appearance, every
+ * IPv4/IPv6 entry an address, down interfaces included. Without it, the walk is reproduced
+ * without native code (listNetworkInterfaces):
  * - interfaces come from <sysfs>/class/net in ifindex order (getifaddrs lists links first,
  *   in the kernel's link-dump order), including those without addresses;
  * - hardware-address is what SIOCGIFHWADDR returns: the first 6 bytes of the device
@@ -246,16 +250,45 @@ export function listNetworkInterfaces(src: NetworkSources): NetworkInterface[] {
     if (!linkNames.has(name) && list && list.length > 0) records.push({ name, addresses: nodeAddresses(list) });
   }
 
-  return records.map(({ name, addresses }) => {
-    const iface: NetworkInterface = { name };
-    const hw = hardwareAddress(src.sysfsRoot, name);
-    if (hw !== undefined) iface['hardware-address'] = hw;
-    if (addresses.length > 0) {
-      iface['ip-addresses'] = addresses;
-      const stats = interfaceStats(src.procRoot, name);
-      if (stats) iface.statistics = stats;
+  return records.map(({ name, addresses }) => toRecord(name, hardwareAddress(src.sysfsRoot, name), addresses, src.procRoot));
+}
+
+function toRecord(name: string, hw: string | undefined, addresses: IpAddress[], procRoot: string): NetworkInterface {
+  const iface: NetworkInterface = { name };
+  if (hw !== undefined) iface['hardware-address'] = hw;
+  if (addresses.length > 0) {
+    iface['ip-addresses'] = addresses;
+    // Only for interfaces with an address: qemu-ga reads them when it adds one.
+    const stats = interfaceStats(procRoot, name);
+    if (stats) iface.statistics = stats;
+  }
+  return iface;
+}
+
+/**
+ * qemu-ga's walk over getifaddrs(3): a record per name, in order of first appearance (links
+ * first, then alias labels from the IPv4 entries), an address per IPv4/IPv6 entry (prefix 0
+ * without a netmask, as qemu-ga leaves it). The hardware address is SIOCGIFHWADDR's answer:
+ * the device's (an alias resolves to its device) first 6 link-layer bytes, zero-padded; that is
+ * the AF_PACKET entry's, and a link without one (tun) has none, so sysfs decides (empty: zeros).
+ */
+export function listFromIfaddrs(entries: readonly InterfaceAddressEntry[], sysfsRoot: string, procRoot: string): NetworkInterface[] {
+  const linkHw = new Map<string, string>();
+  const links = new Set<string>();
+  const byName = new Map<string, IpAddress[]>();
+  for (const e of entries) {
+    if (e.family === 'packet' || e.family === 'none') links.add(e.name);
+    if (e.family === 'packet' && e.hwaddr !== undefined && !linkHw.has(e.name)) linkHw.set(e.name, e.hwaddr);
+    let addresses = byName.get(e.name);
+    if (!addresses) byName.set(e.name, addresses = []);
+    if ((e.family === 'ipv4' || e.family === 'ipv6') && e.address !== undefined) {
+      addresses.push({ 'ip-address': e.address, 'ip-address-type': e.family, prefix: e.prefix ?? 0 });
     }
-    return iface;
+  }
+  return [...byName].map(([name, addresses]) => {
+    const device = name.split(':')[0];
+    const hw = linkHw.get(device) ?? hardwareAddress(sysfsRoot, name) ?? (links.has(device) ? '00:00:00:00:00:00' : undefined);
+    return toRecord(name, hw, addresses, procRoot);
   });
 }
 
@@ -263,11 +296,19 @@ export const networkCommands = [
   defineCommand({
     name: 'guest-network-get-interfaces',
     returns: T.list(GuestNetworkInterface),
-    run: (_args, ctx) =>
-      listNetworkInterfaces({
-        sysfsRoot: ctx.config.sysfsRoot,
-        procRoot: ctx.config.procRoot,
-        addresses: os.networkInterfaces(),
-      }) as unknown as JsonValue,
+    run: async (_args, ctx) => {
+      const { sysfsRoot, procRoot } = ctx.config;
+      const backend = ctx.backend;
+      if (backend?.listInterfaceAddresses) {
+        let entries: InterfaceAddressEntry[];
+        try {
+          entries = await backend.listInterfaceAddresses();
+        } catch (e) {
+          throw new QgaError(`getifaddrs failed: ${strerror(e)}`);
+        }
+        return listFromIfaddrs(entries, sysfsRoot, procRoot) as unknown as JsonValue;
+      }
+      return listNetworkInterfaces({ sysfsRoot, procRoot, addresses: os.networkInterfaces() }) as unknown as JsonValue;
+    },
   }),
 ];
