@@ -19,6 +19,8 @@ let agent: TestAgent;
 let qga: QgaClient;
 const tmp = tempDir('qga-exec-');
 const started: number[] = [];
+/** Descriptors this process had before the agent started (inherited from the test runner). */
+const INHERITED_FDS = fs.readdirSync('/proc/self/fd').map(Number).filter((n) => n > 2);
 
 test.before(async () => {
   agent = await startAgent('fallback');
@@ -111,6 +113,23 @@ test('input-data goes to stdin (cat), then stdin is closed', async () => {
   // Without input-data stdin is /dev/null.
   const t = await waitStatus(await exec({ path: '/bin/sh', arg: ['-c', 'readlink /proc/self/fd/0'], 'capture-output': true }));
   assert.is(Buffer.from(t['out-data'], 'base64').toString(), '/dev/null\n');
+});
+
+test('the child inherits no agent descriptors beyond 0, 1 and 2 (open guest files, sockets)', async () => {
+  const file = path.join(tmp, 'open-file');
+  const handle = await qga.call('guest-file-open', { path: file, mode: 'w' });
+  try {
+    const s = await waitStatus(await exec({ path: '/bin/sh', arg: ['-c', 'cd /proc/self/fd && echo *'], 'capture-output': true }));
+    // Allowed: stdio, one fd of the shell's own (the glob reads the directory), and fds this
+    // test process inherited from whoever started it without close-on-exec (glib would close
+    // those too; Node cannot, see the exec notes).
+    const fds = Buffer.from(s['out-data'], 'base64').toString().trim().split(' ').map(Number);
+    const foreign = fds.filter((n) => n > 2 && !INHERITED_FDS.includes(n));
+    assert.equal(fds.slice(0, 3), [0, 1, 2]);
+    assert.ok(foreign.length <= 1, `fds: ${fds.join(' ')}`);
+  } finally {
+    await qga.call('guest-file-close', { handle });
+  }
 });
 
 test('a child that does not read its input does not trouble the agent (EPIPE)', async () => {

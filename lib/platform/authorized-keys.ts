@@ -19,7 +19,8 @@ import { randomBytes } from 'node:crypto';
 import { QgaError, errnoError, strerror } from '../errors';
 import type { PasswdEntry } from './passwd';
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK, O_NOCTTY, O_CLOEXEC } = fs.constants as Record<string, number>;
+// Node opens every fd close-on-exec itself (fs.constants has no O_CLOEXEC).
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_DIRECTORY, O_NONBLOCK, O_NOCTTY } = fs.constants as Record<string, number>;
 const PROC_FD = '/proc/self/fd';
 
 const q = (p: string) => `\u201C${p}\u201D`;
@@ -57,7 +58,7 @@ export class SshDir {
     if (!st.isDirectory()) return false;
     let fd: number;
     try {
-      fd = fs.openSync(this.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      fd = fs.openSync(this.dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ELOOP' || (e as NodeJS.ErrnoException).code === 'ENOTDIR') {
         throw refusal(this.dir, 'it changed while being checked');
@@ -101,7 +102,7 @@ export class SshDir {
     const where = opened ? this.inside('authorized_keys') : this.file;
     let fd: number;
     try {
-      fd = fs.openSync(where, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+      fd = fs.openSync(where, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw refusal(this.file, 'it is a symbolic link');
       throw fail(`Failed to open file ${q(this.file)}: ${strerror(e)}`);
@@ -152,7 +153,7 @@ export class SshDir {
     const tmp = this.inside(tmpName);
     let fd: number;
     try {
-      fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600);
+      fd = fs.openSync(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
     } catch (e) {
       throw new QgaError(`failed to write to '${this.file}': Failed to create file ${q(tmpReal)}: ${strerror(e)}`);
     }
