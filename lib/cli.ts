@@ -40,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
   if (daemonChild) prepareDaemonChild(config);
 
   const log = new Logger(config.verbose, config.logfile);
+  activeLog = log;
   if (daemonChild) {
     try {
       writePidFile(config.pidfile);
@@ -103,7 +104,10 @@ async function main(argv: string[]): Promise<number> {
   });
 }
 
+/** The logger of the running agent, so its last lines reach the file before the process exits. */
+let activeLog: Logger | undefined;
+
 main(process.argv.slice(2)).then(
-  async (code) => { await whenDaemonMessagesSent(); process.exit(code); },
+  async (code) => { await activeLog?.close(); await whenDaemonMessagesSent(); process.exit(code); },
   (e) => { process.stderr.write(`node-qga: fatal: ${(e as Error)?.stack ?? e}\n`); process.exit(1); },
 );

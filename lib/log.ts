@@ -50,5 +50,10 @@ export class Logger {
   warn(msg: string): void { this.log('warning', msg); }
   info(msg: string): void { this.log('info', msg); }
   debug(msg: string): void { this.log('debug', msg); }
-  close(): void { if (this.file) (this.stream as fs.WriteStream).end?.(); }
+  /** Ends the log file; resolves once every line written so far is in it (call before exiting). */
+  close(): Promise<void> {
+    if (!this.file || this.stream === process.stderr) return Promise.resolve();
+    const s = this.stream as fs.WriteStream;
+    return new Promise((resolve) => { s.end(() => resolve()); s.once('error', () => resolve()); });
+  }
 }

@@ -51,7 +51,7 @@ export async function startAgent(kind: 'native' | 'fallback' = 'fallback', over:
   return {
     agent, dir, sock: config.path!, config,
     connect: (opts) => QgaClient.connect(config.path!, { timeout: 20000, ...opts }),
-    stop: async () => { await agent.stop(); log.close(); },
+    stop: async () => { await agent.stop(); await log.close(); },
   };
 }
 
