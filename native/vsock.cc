@@ -37,6 +37,10 @@ Napi::Value VsockListen(const Napi::CallbackInfo& info) {
     close(fd);
     throw ErrnoError(env, e, "listen", "");
   }
+  // accept() wakes up every half second (EAGAIN) so a closed channel's accept thread ends
+  // soon: vsock has no other way to interrupt an accept() in progress.
+  struct timeval tv = {0, 500000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return Napi::Number::New(env, fd);
 }
 
@@ -64,9 +68,19 @@ Napi::Value VsockAccept(const Napi::CallbackInfo& info) {
   return ThreadTask::Start(info.Env(), new AcceptTask(static_cast<int>(fd)), "qga:vsock-accept");
 }
 
+// vsockShutdown(listenFd): wakes a thread parked in accept() on it (close() alone does not),
+// so the accept task ends and the process can exit.
+Napi::Value VsockShutdown(const Napi::CallbackInfo& info) {
+  int64_t fd = ArgInt64(info, 0, "fd");
+  if (fd < 0 || fd > INT32_MAX) throw Napi::RangeError::New(info.Env(), "bad file descriptor");
+  shutdown(static_cast<int>(fd), SHUT_RDWR);
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitVsock(Napi::Env env, Napi::Object exports) {
+  exports.Set("vsockShutdown", Napi::Function::New(env, VsockShutdown, "vsockShutdown"));
   exports.Set("vsockListen", Napi::Function::New(env, VsockListen, "vsockListen"));
   exports.Set("vsockAccept", Napi::Function::New(env, VsockAccept, "vsockAccept"));
 }

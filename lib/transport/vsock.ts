@@ -41,6 +41,8 @@ export function checkVsockAddress(path: string | undefined): VsockAddress {
 export interface VsockNative {
   vsockListen(cid: number, port: number): number;
   vsockAccept(listenFd: number): Promise<number>;
+  /** Wakes an accept() parked on the listening socket (absent in older builds). */
+  vsockShutdown?(listenFd: number): void;
 }
 
 export function loadVsockNative(): VsockNative | { error: string } {
@@ -95,6 +97,9 @@ export class VsockListenChannel extends EventEmitter implements Channel {
       },
       (e) => {
         if (this.closed) return;
+        // The periodic wake-up of accept() (SO_RCVTIMEO): just wait again.
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EWOULDBLOCK') { this.acceptNext(); return; }
         this.emit('error', new Error(`vsock accept failed: ${errnoText(e as NodeJS.ErrnoException)}`));
         setTimeout(() => this.acceptNext(), ACCEPT_RETRY_MS);
       },
@@ -149,6 +154,8 @@ export class VsockListenChannel extends EventEmitter implements Channel {
   async close(): Promise<void> {
     this.closed = true;
     this.session++;
+    // The accept thread is parked in accept(): wake it first, or it keeps the process alive.
+    if (this.listenFd !== undefined) { try { this.native.vsockShutdown?.(this.listenFd); } catch { /* already closed */ } }
     for (const fd of [this.fd, this.listenFd]) if (fd !== undefined) fs.close(fd, () => undefined);
     this.fd = undefined;
     this.listenFd = undefined;
