@@ -17,7 +17,16 @@ export class Logger {
   }
   private open(): NodeJS.WritableStream {
     if (!this.file) return process.stderr;
-    const s = fs.createWriteStream(this.file, { flags: 'a', mode: 0o640 });
+    // O_NOFOLLOW: a symlink planted at the log path by another user is not written through.
+    const { O_WRONLY, O_CREAT, O_APPEND, O_NOFOLLOW } = fs.constants;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW, 0o640);
+    } catch (e) {
+      process.stderr.write(`node-qga: cannot open log file ${this.file}: ${(e as Error).message}; logging to stderr\n`);
+      return process.stderr;
+    }
+    const s = fs.createWriteStream(this.file, { fd });
     s.on('error', () => { if (this.stream === s) this.stream = process.stderr; });
     return s;
   }
