@@ -41,7 +41,7 @@ test.before(async () => {
 test.after(async () => {
   await agent?.stop();
   await realAgent?.stop();
-  if (qemuGa?.pid) process.kill(qemuGa.pid, 'SIGTERM');
+  if (qemuGa?.pid) process.kill(qemuGa.pid, 'SIGKILL'); // qemu-ga 7.2 can deadlock on SIGTERM
   removeTree(fixture);
   if (qemuDir) removeTree(qemuDir);
   if (agent) removeTree(agent.dir);

@@ -63,7 +63,10 @@ async function startQemuGa(name: string, env: Record<string, string | undefined>
       sock.destroy();
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM'); // this child only, by its pid
+      // qemu-ga 7.2 can deadlock in its own SIGTERM handler (seen here): SIGKILL after 3 s.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
       await exited;
+      clearTimeout(timer);
     },
   };
 }
