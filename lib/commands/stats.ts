@@ -1,3 +1,4 @@
+import { formatIPv6 } from './network';
 import * as fs from 'node:fs';
 import { defineCommand } from './define';
 import { T } from '../schema';
@@ -107,34 +108,11 @@ function ipv4FromHex(word: number): string {
   return `${word & 0xff}.${(word >>> 8) & 0xff}.${(word >>> 16) & 0xff}.${(word >>> 24) & 0xff}`;
 }
 
-/** glibc's inet_ntop(AF_INET6): longest zero run (≥ 2 groups) as "::", IPv4 tail for ::a.b.c.d and ::ffff:a.b.c.d. */
+/** glibc's inet_ntop(AF_INET6) text of 16 address bytes (the formatter network.ts uses too). */
 export function formatIpv6(bytes: Uint8Array): string {
   const words: number[] = [];
   for (let i = 0; i < 16; i += 2) words.push((bytes[i] << 8) | bytes[i + 1]);
-  let bestBase = -1, bestLen = 0;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) { i++; continue; }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) { bestBase = i; bestLen = j - i; }
-    i = j;
-  }
-  if (bestLen < 2) bestBase = -1;
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (bestBase >= 0 && i >= bestBase && i < bestBase + bestLen) {
-      if (i === bestBase) out += ':';
-      continue;
-    }
-    if (i !== 0) out += ':';
-    if (i === 6 && bestBase === 0 && (bestLen === 6 || (bestLen === 5 && words[5] === 0xffff))) {
-      out += `${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
-      break;
-    }
-    out += words[i].toString(16);
-  }
-  if (bestBase >= 0 && bestBase + bestLen === 8) out += ':';
-  return out;
+  return formatIPv6(words);
 }
 
 /** 32 hex digits as an address; undefined when a byte does not parse (qemu-ga's NULL). */
