@@ -84,6 +84,7 @@ export class Agent {
   private emitDeferredExit(): void { this.deferredExit?.(); }
 
   async start(): Promise<void> {
+    for (const w of this.state.warnings) this.log.warn(w);
     // A marker from a previous instance is settled first: frozen (as qemu-ga) or thawed by the guardian.
     await this.freeze.recover();
     await this.channel.start();

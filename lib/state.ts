@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { QgaError } from './errors';
+import { QgaError, strerror } from './errors';
 
 /** What the frozen-state marker records, so a restarted agent (or the thaw guardian) knows. */
 export interface FrozenRecord {
@@ -21,6 +21,9 @@ export class StateStore {
   private counter = 1000;
   private frozenRecord: FrozenRecord | null = null;
 
+  /** Start-up findings the agent logs as warnings (unsafe directory, ignored files). */
+  readonly warnings: string[] = [];
+
   private constructor(readonly dir: string) {}
 
   get statePath(): string { return path.join(this.dir, 'qga.state'); }
@@ -31,14 +34,41 @@ export class StateStore {
     let st: fs.Stats;
     try { st = fs.statSync(dir); } catch { throw new Error(`unable to create state file at path ${path.join(dir, 'qga.state')}: state directory ${dir} does not exist`); }
     if (!st.isDirectory()) throw new Error(`state directory ${dir} is not a directory`);
-    if (fs.existsSync(store.markerPath)) {
+    const unsafe = stateDirProblem(dir, st);
+    if (unsafe?.refuse) throw new Error(unsafe.text);
+    if (unsafe) store.warnings.push(unsafe.text);
+    if (store.trusted(store.markerPath)) {
       store.frozenRecord = readMarker(store.markerPath);
     }
-    try {
-      const m = /^\s*fd_counter\s*=\s*(\d+)\s*$/m.exec(fs.readFileSync(store.statePath, 'latin1'));
-      if (m) store.counter = Number(m[1]);
-    } catch { /* first start: qemu-ga creates it on the first open */ }
+    if (store.trusted(store.statePath)) {
+      try {
+        const m = /^\s*fd_counter\s*=\s*(\d+)\s*$/m.exec(fs.readFileSync(store.statePath, 'latin1'));
+        if (m) store.counter = Number(m[1]);
+      } catch { /* unreadable: start from the default */ }
+    } else if (!store.frozen) {
+      // qemu-ga creates the state file at start-up, so an unwritable state directory is
+      // caught now rather than at the first guest-file-open. Not while frozen: the state
+      // directory may be on a frozen filesystem.
+      try {
+        writeAtomic(store.statePath, `[global]\nfd_counter=${store.counter}\n`, 0o600);
+      } catch (e) {
+        throw new Error(`unable to create state file at path ${store.statePath}: ${strerror(e)}`);
+      }
+    }
     return store;
+  }
+
+  /**
+   * Whether a state file exists and may be believed: a regular file owned by us or root. Anything
+   * else (planted by another user in a sticky shared directory, a symlink) is ignored, loudly.
+   */
+  private trusted(file: string): boolean {
+    let st: fs.Stats;
+    try { st = fs.lstatSync(file); } catch { return false; }
+    const euid = process.geteuid?.() ?? 0;
+    if (st.isFile() && (st.uid === euid || st.uid === 0)) return true;
+    this.warnings.push(`ignoring ${file}: ${st.isFile() ? `owned by uid ${st.uid}` : 'not a regular file'}; another user may have planted it`);
+    return false;
   }
 
   get frozen(): boolean { return this.frozenRecord !== null; }
@@ -53,9 +83,13 @@ export class StateStore {
   /** Update the recorded mount points while freezing (each one before its FIFREEZE). */
   updateFrozen(record: FrozenRecord): void { this.markFrozen(record); }
 
+  /**
+   * Leave frozen state. In memory always (the filesystems are thawed by then); throws when the
+   * marker could not be deleted, so the caller can warn as qemu-ga does.
+   */
   clearFrozen(): void {
-    try { fs.unlinkSync(this.markerPath); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
     this.frozenRecord = null;
+    try { fs.unlinkSync(this.markerPath); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
   }
 
   /** Next guest-file handle; persisted before it is handed out so it is never reused. */
@@ -69,6 +103,27 @@ export class StateStore {
     this.counter = handle + 1;
     return handle;
   }
+}
+
+/**
+ * Whether another user could plant files in the state directory (docs/SECURITY.md): refused
+ * when it is owned by someone other than us or root, or writable by others without the sticky
+ * bit; a sticky shared directory (/tmp) is accepted with a warning, since its files owned by
+ * others are ignored (StateStore.trusted). qemu-ga checks none of this.
+ */
+export function stateDirProblem(dir: string, st: fs.Stats): { refuse: boolean; text: string } | null {
+  const euid = process.geteuid?.() ?? 0;
+  const egid = process.getegid?.() ?? 0;
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if (st.uid !== euid && st.uid !== 0) {
+    return { refuse: true, text: `state directory ${dir} is owned by uid ${st.uid}: refusing to use it (that user could plant the frozen marker); use a directory owned by root` };
+  }
+  const othersWrite = (st.mode & 0o002) !== 0 || ((st.mode & 0o020) !== 0 && st.gid !== 0 && st.gid !== egid);
+  if (!othersWrite) return null;
+  if ((st.mode & 0o1000) === 0) {
+    return { refuse: true, text: `state directory ${dir} is writable by other users (mode ${mode}): refusing to use it (they could plant the frozen marker); use a root-owned directory that only root can write, such as /run` };
+  }
+  return { refuse: false, text: `state directory ${dir} is shared with other users (mode ${mode}, sticky): state files they own will be ignored; a private directory such as /run is better` };
 }
 
 function readMarker(p: string): FrozenRecord {

@@ -103,12 +103,12 @@ class Controller implements FreezeController {
         const deadline = Date.now() + (this.options.guardianWaitMs ?? 10_000);
         while (isGuardianRunning(record.guardianPid) && Date.now() < deadline) await sleep(50);
         const reread = readMarkerFile(state.markerPath);
-        if (!reread) { state.clearFrozen(); return; }
+        if (!reread) { this.clearMarker(); return; }
         record = reread;
       }
       if (record.thawedByGuardian) {
-        state.clearFrozen();
         log.setMuted(false);
+        this.clearMarker();
         log.warn(`previous instance was killed with frozen filesystems; its thaw guardian thawed them (${record.mountpoints.join(', ') || 'none recorded'})`);
         return;
       }
@@ -158,6 +158,12 @@ class Controller implements FreezeController {
     log.setMuted(true);
 
     let markerWritable = true;
+    // A marker that can no longer be updated (state directory full or read-only) would hide
+    // frozen filesystems from a restarted agent: treated like failing to create it.
+    const recordProgress = () => {
+      if (!markerWritable) return;
+      try { state.updateFrozen(record); } catch (e) { throw new QgaError(`unable to create ${state.markerPath}: ${strerror(e)}`); }
+    };
     const frozenNow: string[] = [];
     let count = 0;
     try {
@@ -169,7 +175,7 @@ class Controller implements FreezeController {
           await this.guardian.add(m.mountpoint);
           await this.guardian.setMarker(JSON.stringify({ ...record, thawedByGuardian: true }));
         }
-        if (markerWritable) state.updateFrozen(record);
+        recordProgress();
         try {
           await backend.freeze(m.mountpoint);
         } catch (e) {
@@ -181,7 +187,7 @@ class Controller implements FreezeController {
               await this.guardian.drop();
               await this.guardian.setMarker(JSON.stringify({ ...record, thawedByGuardian: true }));
             }
-            if (markerWritable) state.updateFrozen(record);
+            recordProgress();
             continue;
           }
           throw freezeError(m, e);
@@ -233,8 +239,8 @@ class Controller implements FreezeController {
     const { state, log } = this.deps;
     this.stopWatchdog();
     const wasFrozen = state.frozen;
-    state.clearFrozen();
     log.setMuted(false);
+    this.clearMarker();
     // After the marker is gone, so a crash in between never leaves a stale "frozen" behind.
     const guardian = this.guardian;
     this.guardian = null;
@@ -243,6 +249,16 @@ class Controller implements FreezeController {
       this.exitRequested = false;
       const exit = this.options.onDeferredExit;
       setTimeout(exit, 0); // after the thaw reply has been handed to the channel
+    }
+  }
+
+  /** Leave frozen state; a marker that cannot be deleted gets qemu-ga's warning, nothing more. */
+  private clearMarker(): void {
+    const { state, log } = this.deps;
+    try {
+      state.clearFrozen();
+    } catch {
+      log.warn(`unable to delete ${state.markerPath}, fsfreeze may not function properly`);
     }
   }
 
