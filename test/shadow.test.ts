@@ -83,6 +83,19 @@ test('a lock held by a live process makes it wait, then fail; a dead holder is b
   assert.equal(fs.readdirSync(dir), ['shadow']);
 });
 
+test('a pid-less lock (left by a kill mid-creation) is broken once stale; dead holders\' temp names are removed', async () => {
+  fs.writeFileSync(`${shadow}.lock`, '');
+  let msg = '';
+  await setShadowPassword(shadow, 'bob', 'HASH', { lockTimeoutMs: 120 }).catch((e: Error) => { msg = e.message; });
+  assert.match(msg, /being edited by process \?/, 'a fresh empty lock may be someone creating it: waited for');
+  const old = new Date(Date.now() - 60_000);
+  fs.utimesSync(`${shadow}.lock`, old, old);
+  fs.writeFileSync(`${shadow}.lock.2147483646`, '2147483646'); // a dead taker's temp name
+  await setShadowPassword(shadow, 'bob', 'HASH', { lockTimeoutMs: 120, now: NOW });
+  assert.match(fs.readFileSync(shadow, 'utf8'), /^bob:HASH:/m);
+  assert.equal(fs.readdirSync(dir), ['shadow']);
+});
+
 test('lockShadowFile excludes a second taker until released', async () => {
   const release = await lockShadowFile(shadow);
   let second = '';

@@ -1,6 +1,6 @@
 /**
  * Rewrites one user's password in a shadow(5) file the way shadow-utils' own tools do:
- * under `<file>.lock` (created exclusively, holding our pid), through `<file>+` in the same
+ * under `<file>.lock` (linked into place already holding our pid), through `<file>+` in the same
  * directory (same mode and owner, fsync'd) renamed over the original, so readers only ever
  * see the old or the new file. Only fields 2 (the hash) and 3 (date of last change, days since
  * the epoch) of the user's line change; every other byte stays as it was.
@@ -33,44 +33,65 @@ function processAlive(pid: number): boolean {
   }
 }
 
-/** Takes `<file>.lock`; a lock left by a dead process is broken. Resolves with the release function. */
+/** A lock without a readable pid this old was abandoned mid-creation (by an older node-qga). */
+const PIDLESS_LOCK_STALE_MS = 10_000;
+
+/**
+ * Takes `<file>.lock`; a lock left by a dead process is broken. Resolves with the release function.
+ * As shadow-utils does, the pid is written to `<file>.lock.<pid>` first and hard-linked into place,
+ * so the lock never exists without its holder's pid: a SIGKILL between creating and writing it
+ * used to leave an empty lock that no later run could break.
+ */
 export async function lockShadowFile(file: string, timeoutMs = 5000): Promise<() => void> {
   const lockPath = `${file}.lock`;
+  const mine = `${lockPath}.${process.pid}`;
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const fd = fs.openSync(lockPath, 'wx', 0o600);
+  await removeDeadLockTemps(file);
+  await fs.promises.writeFile(mine, String(process.pid), { mode: 0o600 });
+  try {
+    for (;;) {
       try {
-        fs.writeSync(fd, String(process.pid));
-      } finally {
-        fs.closeSync(fd);
+        await fs.promises.link(mine, lockPath);
+        return () => {
+          try {
+            fs.unlinkSync(lockPath);
+          } catch {
+            /* already gone */
+          }
+        };
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
       }
-      return () => {
-        try {
-          fs.unlinkSync(lockPath);
-        } catch {
-          /* already gone */
-        }
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-    }
-    let holder = NaN;
-    try {
-      holder = parseInt(fs.readFileSync(lockPath, 'latin1'), 10);
-    } catch {
-      continue; // released meanwhile: try again at once
-    }
-    if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && !processAlive(holder)) {
+      let holder = NaN;
+      let age = 0;
       try {
-        fs.unlinkSync(lockPath);
+        holder = parseInt(await fs.promises.readFile(lockPath, 'latin1'), 10);
+        age = Date.now() - (await fs.promises.stat(lockPath)).mtimeMs;
       } catch {
-        /* someone else broke it first */
+        continue; // released meanwhile: try again at once
       }
-      continue;
+      const dead = Number.isInteger(holder) && holder > 0 ? holder !== process.pid && !processAlive(holder) : age > PIDLESS_LOCK_STALE_MS;
+      if (dead) {
+        await fs.promises.unlink(lockPath).catch(() => undefined); // someone else may have broken it first
+        continue;
+      }
+      if (Date.now() >= deadline) throw new Error(`cannot lock ${file}: it is being edited by process ${Number.isNaN(holder) ? '?' : holder}`);
+      await sleep(50);
     }
-    if (Date.now() >= deadline) throw new Error(`cannot lock ${file}: it is being edited by process ${Number.isNaN(holder) ? '?' : holder}`);
-    await sleep(50);
+  } finally {
+    await fs.promises.unlink(mine).catch(() => undefined);
+  }
+}
+
+/** `<file>.lock.<pid>` names left by processes killed while taking the lock. */
+async function removeDeadLockTemps(file: string): Promise<void> {
+  const prefix = `${path.basename(file)}.lock.`;
+  let names: string[];
+  try { names = await fs.promises.readdir(path.dirname(file)); } catch { return; }
+  for (const name of names) {
+    if (!name.startsWith(prefix) || !/^\d+$/.test(name.slice(prefix.length))) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (pid !== process.pid && !processAlive(pid)) await fs.promises.unlink(path.join(path.dirname(file), name)).catch(() => undefined);
   }
 }
 
