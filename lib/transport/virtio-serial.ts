@@ -44,6 +44,14 @@ const NO_DATA_CODES = new Set(['EAGAIN', 'EWOULDBLOCK']);
 
 interface Identity { dev: number; ino: number; rdev: number }
 
+/** Small reads are copied, so the read buffer is reused rather than kept alive for a few bytes. */
+function isSmallRead(n: number): boolean { return n < READ_SIZE / 4; }
+
+/** The bytes a read of `n` into `buf` hands on: a copy when small, else the buffer itself (not reused). */
+function chunkOf(buf: Buffer, n: number): Buffer {
+  return isSmallRead(n) ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n);
+}
+
 export class VirtioSerialChannel extends ReopeningChannel {
   private fd?: number;
   private identity?: Identity;
@@ -58,6 +66,12 @@ export class VirtioSerialChannel extends ReopeningChannel {
   private watcher?: FdWatcher;
   /** Reused for small reads on the watcher path (each chunk handed on is a copy). */
   private readBuf?: Buffer;
+  /**
+   * The same for the polling path (one fs.read in flight at a time). Without it every attempt,
+   * "no data yet" included, cost a fresh 64 KiB buffer: over a megabyte of garbage a second
+   * while idle, and RSS that grew by tens of MiB under reconnecting hosts.
+   */
+  private pollBuf?: Buffer;
   /** Replies leave one after another, each whole, even when the device takes them in pieces. */
   private writeChain: Promise<void> = Promise.resolve();
 
@@ -147,11 +161,8 @@ export class VirtioSerialChannel extends ReopeningChannel {
       }
       if (n === 0) { this.hungUp(session); return; }
       this.hostConnected();
-      // Small reads are copied so a 64 KiB buffer is not kept alive for a few bytes.
-      let chunk: Buffer;
-      if (n < READ_SIZE / 4) chunk = Buffer.from(buf.subarray(0, n));
-      else { chunk = buf.subarray(0, n); this.readBuf = undefined; }
-      this.emit('data', chunk);
+      if (!isSmallRead(n)) this.readBuf = undefined;
+      this.emit('data', chunkOf(buf, n));
       // A short read took everything there was; the watcher calls again when more comes.
       if (n < READ_SIZE || session !== this.session || this.closed) return;
     }
@@ -166,7 +177,7 @@ export class VirtioSerialChannel extends ReopeningChannel {
   private pump(session: number): void {
     if (this.watcher || this.reading || this.paused || this.closed || this.backoffTimer || session !== this.session || this.fd === undefined) return;
     this.reading = true;
-    const buf = Buffer.allocUnsafe(READ_SIZE);
+    const buf = this.pollBuf ??= Buffer.allocUnsafe(READ_SIZE);
     fs.read(this.fd, buf, 0, READ_SIZE, null, (err, n) => {
       this.reading = false;
       // A result for an earlier device is dropped; the current one (if any) starts reading.
@@ -177,8 +188,8 @@ export class VirtioSerialChannel extends ReopeningChannel {
       if (err || n === 0) { this.hungUp(session); return; }
       this.idleStreak = 0;
       this.hostConnected();
-      // Small reads are copied so a 64 KiB buffer is not kept alive for a few bytes.
-      this.emit('data', n < READ_SIZE / 4 ? Buffer.from(buf.subarray(0, n)) : buf.subarray(0, n));
+      if (!isSmallRead(n)) this.pollBuf = undefined;
+      this.emit('data', chunkOf(buf, n));
       this.pump(session);
     });
   }
