@@ -1,7 +1,8 @@
 /**
  * I/O on a descriptor Node cannot wrap in a socket (a virtio port, a vsock connection).
- * Writing: fs.writev on the thread pool, continued after partial writes, retried after a
- * short pause on EAGAIN, abandoned (with the reason) on any other error. Reading: the addon's
+ * Writing (SerialFdWriter): one reply after another, fs.writev on the thread pool, continued
+ * after partial writes, retried after a short pause on EAGAIN, abandoned (with the reason) on
+ * any other error. Reading: the addon's
  * readiness watcher when it is built (loadWatchFd), else the caller polls.
  */
 import * as fs from 'node:fs';
@@ -15,7 +16,35 @@ export function errnoText(e: NodeJS.ErrnoException): string {
   return e.code ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : e.message;
 }
 
-export function toBuffers(chunks: ReadonlyArray<Buffer | string>): Buffer[] {
+/**
+ * The reply path of a channel that writes to a descriptor: replies leave one after another,
+ * each whole, even when the descriptor takes them in pieces. A reply is written to the
+ * descriptor of the session it was made in (`fdFor(session)`; undefined once that session is
+ * over, the descriptor closed or replaced) and dropped when there is none, even part-way. What
+ * a failed write means is the channel's: `onFailed` is told.
+ */
+export class SerialFdWriter {
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly fdFor: (session: number) => number | undefined,
+    private readonly onFailed: (session: number, reason: string) => void,
+  ) {}
+
+  write(session: number, chunks: ReadonlyArray<Buffer | string>): Promise<void> {
+    const bufs = toBuffers(chunks);
+    const next = this.chain.then(async () => {
+      const fd = this.fdFor(session);
+      if (fd === undefined) return;
+      const failed = await writeAllToFd(fd, bufs, () => this.fdFor(session) === fd);
+      if (failed) this.onFailed(session, failed);
+    });
+    this.chain = next;
+    return next;
+  }
+}
+
+function toBuffers(chunks: ReadonlyArray<Buffer | string>): Buffer[] {
   return chunks.map((c) => (typeof c === 'string' ? Buffer.from(c, 'latin1') : c)).filter((b) => b.length > 0);
 }
 
@@ -23,7 +52,7 @@ export function toBuffers(chunks: ReadonlyArray<Buffer | string>): Buffer[] {
  * Writes every byte of `bufs` to `fd` while `current()` holds. Resolves undefined when done or
  * when the descriptor stopped being current; resolves an error text when the write failed.
  */
-export async function writeAllToFd(fd: number, bufs: Buffer[], current: () => boolean): Promise<string | undefined> {
+async function writeAllToFd(fd: number, bufs: Buffer[], current: () => boolean): Promise<string | undefined> {
   let i = 0;
   let off = 0;
   let retries = 0;

@@ -28,7 +28,7 @@
  */
 import * as fs from 'node:fs';
 import { ReopeningChannel, type DeviceChannelOptions } from './reopen';
-import { errnoText, loadWatchFd, toBuffers, writeAllToFd, type FdWatcher } from './fd-io';
+import { errnoText, loadWatchFd, SerialFdWriter, type FdWatcher } from './fd-io';
 
 const READ_SIZE = 64 * 1024;
 /** qemu-ga sleeps 100 ms when the host is not connected. */
@@ -72,8 +72,14 @@ export class VirtioSerialChannel extends ReopeningChannel {
    * while idle, and RSS that grew by tens of MiB under reconnecting hosts.
    */
   private pollBuf?: Buffer;
-  /** Replies leave one after another, each whole, even when the device takes them in pieces. */
-  private writeChain: Promise<void> = Promise.resolve();
+  /**
+   * A reply owed to a device that went away (or was reopened) is dropped. One that fails is
+   * lost with a warning, as in qemu-ga; the agent goes on.
+   */
+  private readonly writer = new SerialFdWriter(
+    (session) => (session === this.session && !this.closed ? this.fd : undefined),
+    (_session, reason) => this.log.warn(`error sending reply on ${this.description}: ${reason}`),
+  );
 
   constructor(path: string, opts: DeviceChannelOptions) { super(path, opts); }
 
@@ -235,17 +241,6 @@ export class VirtioSerialChannel extends ReopeningChannel {
   }
 
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
-    const session = this.session;
-    const bufs = toBuffers(chunks);
-    const next = this.writeChain.then(async () => {
-      const fd = this.fd;
-      // A reply owed to a device that went away (or was reopened) is dropped.
-      if (fd === undefined || session !== this.session || this.closed) return;
-      const failed = await writeAllToFd(fd, bufs, () => this.fd === fd && session === this.session && !this.closed);
-      // As qemu-ga: the reply is lost, with a warning; the agent goes on.
-      if (failed) this.log.warn(`error sending reply on ${this.description}: ${failed}`);
-    });
-    this.writeChain = next;
-    return next;
+    return this.writer.write(this.session, chunks);
   }
 }

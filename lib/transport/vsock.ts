@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { ChannelConfigError } from '../channels';
 import type { Channel } from './types';
 import { loadAddon } from '../backend/load-addon';
-import { errnoText, toBuffers, writeAllToFd } from './fd-io';
+import { errnoText, SerialFdWriter } from './fd-io';
 
 export interface VsockAddress { cid: number; port: number }
 
@@ -70,7 +70,11 @@ export class VsockListenChannel extends EventEmitter implements Channel {
   private reading = false;
   private paused = false;
   private closed = false;
-  private writeChain: Promise<void> = Promise.resolve();
+  /** Replies go to the client they are owed to; a host that vanished mid-reply is a disconnect, never the end of the agent. */
+  private readonly writer = new SerialFdWriter(
+    (session) => (session === this.session && !this.closed ? this.fd : undefined),
+    (session) => this.endClient(session),
+  );
 
   constructor(private readonly address: VsockAddress, private readonly text: string, private readonly native: VsockNative) { super(); }
 
@@ -135,17 +139,7 @@ export class VsockListenChannel extends EventEmitter implements Channel {
   }
 
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
-    const session = this.session;
-    const bufs = toBuffers(chunks);
-    const next = this.writeChain.then(async () => {
-      const fd = this.fd;
-      if (fd === undefined || session !== this.session || this.closed) return;
-      const failed = await writeAllToFd(fd, bufs, () => this.fd === fd && session === this.session && !this.closed);
-      // A host that vanished mid-reply is a disconnect, never the end of the agent.
-      if (failed) this.endClient(session);
-    });
-    this.writeChain = next;
-    return next;
+    return this.writer.write(this.session, chunks);
   }
 
   pause(): void { this.paused = true; }
