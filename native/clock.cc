@@ -31,13 +31,22 @@ class SetSystemTimeWorker : public PromiseWorker {
   int64_t ns_;
 };
 
-int OpenRtc(TaskError& error, const std::string& path, int flags) {
+// One RTC ioctl (RTC_RD_TIME or RTC_SET_TIME) on the device, opened for just this call. False,
+// with the error set ("open" or the ioctl's name, and the path), when either step failed.
+bool RtcIoctl(TaskError& error, const std::string& path, unsigned long request, const char* name, struct rtc_time* rt) {
   int fd;
   do {
-    fd = open(path.c_str(), flags | O_CLOEXEC);
+    fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) error.SetErrno(errno, "open", path);
-  return fd;
+  if (fd < 0) {
+    error.SetErrno(errno, "open", path);
+    return false;
+  }
+  int r = ioctl(fd, request, rt);
+  int saved = errno;
+  close(fd);
+  if (r != 0) error.SetErrno(saved, name, path);
+  return r == 0;
 }
 
 // rtcWrite(devicePath, local): system time -> RTC, broken down in UTC or local time.
@@ -48,8 +57,6 @@ class RtcWriteWorker : public PromiseWorker {
 
  private:
   void Execute() override {
-    int fd = OpenRtc(error_, path_, O_RDONLY);
-    if (fd < 0) return;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;
@@ -67,8 +74,7 @@ class RtcWriteWorker : public PromiseWorker {
     rt.tm_wday = tm.tm_wday;
     rt.tm_yday = tm.tm_yday;
     rt.tm_isdst = 0;
-    if (ioctl(fd, RTC_SET_TIME, &rt) != 0) error_.SetErrno(errno, "ioctl(RTC_SET_TIME)", path_);
-    close(fd);
+    RtcIoctl(error_, path_, RTC_SET_TIME, "ioctl(RTC_SET_TIME)", &rt);
   }
   std::string path_;
   bool local_;
@@ -82,14 +88,9 @@ class RtcReadWorker : public PromiseWorker {
 
  private:
   void Execute() override {
-    int fd = OpenRtc(error_, path_, O_RDONLY);
-    if (fd < 0) return;
     struct rtc_time rt;
     memset(&rt, 0, sizeof rt);
-    int r = ioctl(fd, RTC_RD_TIME, &rt);
-    int saved = errno;
-    close(fd);
-    if (r != 0) return error_.SetErrno(saved, "ioctl(RTC_RD_TIME)", path_);
+    if (!RtcIoctl(error_, path_, RTC_RD_TIME, "ioctl(RTC_RD_TIME)", &rt)) return;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     tm.tm_sec = rt.tm_sec;
