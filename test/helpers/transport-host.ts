@@ -76,20 +76,31 @@ export function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-const PTY_HOST = `
-import os, sys, pty, tty, select
+/**
+ * Python: open_pty(link, raw) makes a pty pair and publishes the slave's name as a symlink at
+ * \`link\`, renamed into place so that a new device can take over the path at once.
+ */
+export const PY_OPEN_PTY = `
+import os, pty, tty
+def open_pty(link, raw):
+    m, s = pty.openpty()
+    if raw:
+        tty.setraw(s)
+    name = os.ttyname(s)
+    tmp = link + '.tmp'
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    os.symlink(name, tmp)
+    os.rename(tmp, link)
+    return m, s, name
+`;
+
+const PTY_HOST = `${PY_OPEN_PTY}
+import sys, select
 link, mode = sys.argv[1], sys.argv[2]
-m, s = pty.openpty()
-if mode == 'raw':
-    tty.setraw(s)
-name = os.ttyname(s)
-tmp = link + '.tmp'
-try:
-    os.unlink(tmp)
-except FileNotFoundError:
-    pass
-os.symlink(name, tmp)
-os.rename(tmp, link)
+m, s, name = open_pty(link, mode == 'raw')
 sys.stderr.write('PTY ' + name + '\\n')
 sys.stderr.flush()
 inp, out = sys.stdin.fileno(), sys.stdout.fileno()
