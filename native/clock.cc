@@ -49,6 +49,17 @@ bool RtcIoctl(TaskError& error, const std::string& path, unsigned long request, 
   return r == 0;
 }
 
+// struct tm and struct rtc_time name the calendar fields alike: copies the six of a date and time.
+template <typename From, typename To>
+void CopyDateTime(const From& from, To* to) {
+  to->tm_sec = from.tm_sec;
+  to->tm_min = from.tm_min;
+  to->tm_hour = from.tm_hour;
+  to->tm_mday = from.tm_mday;
+  to->tm_mon = from.tm_mon;
+  to->tm_year = from.tm_year;
+}
+
 // rtcWrite(devicePath, local): system time -> RTC, broken down in UTC or local time.
 class RtcWriteWorker : public PromiseWorker {
  public:
@@ -65,12 +76,7 @@ class RtcWriteWorker : public PromiseWorker {
     else gmtime_r(&now.tv_sec, &tm);
     struct rtc_time rt;
     memset(&rt, 0, sizeof rt);
-    rt.tm_sec = tm.tm_sec;
-    rt.tm_min = tm.tm_min;
-    rt.tm_hour = tm.tm_hour;
-    rt.tm_mday = tm.tm_mday;
-    rt.tm_mon = tm.tm_mon;
-    rt.tm_year = tm.tm_year;
+    CopyDateTime(tm, &rt);
     rt.tm_wday = tm.tm_wday;
     rt.tm_yday = tm.tm_yday;
     rt.tm_isdst = 0;
@@ -93,12 +99,7 @@ class RtcReadWorker : public PromiseWorker {
     if (!RtcIoctl(error_, path_, RTC_RD_TIME, "ioctl(RTC_RD_TIME)", &rt)) return;
     struct tm tm;
     memset(&tm, 0, sizeof tm);
-    tm.tm_sec = rt.tm_sec;
-    tm.tm_min = rt.tm_min;
-    tm.tm_hour = rt.tm_hour;
-    tm.tm_mday = rt.tm_mday;
-    tm.tm_mon = rt.tm_mon;
-    tm.tm_year = rt.tm_year;
+    CopyDateTime(rt, &tm);
     tm.tm_isdst = -1;  // local: let the zone rules decide
     time_t t = local_ ? mktime(&tm) : timegm(&tm);
     if (t == static_cast<time_t>(-1)) return error_.SetErrno(EINVAL, "mktime", path_);
