@@ -12,6 +12,40 @@ import { loadAddon } from '../backend/load-addon';
 const WRITE_RETRY_MS = 5;
 const WRITE_RETRY_MAX_MS = 100;
 
+/**
+ * Thread-pool operations in flight per descriptor. A descriptor is closed only once none is:
+ * an operation still queued in the pool when close() ran would start on whatever file reused
+ * the number next (a reopened port, a guest-file-open handle) and read from it or write a
+ * reply into it.
+ */
+const poolOps = new Map<number, number>();
+const closeWhenIdle = new Set<number>();
+
+/** Counts a pool operation on `fd` until the returned function is called (once, when it completes). */
+export function beginPoolOp(fd: number): () => void {
+  poolOps.set(fd, (poolOps.get(fd) ?? 0) + 1);
+  let ended = false;
+  return () => {
+    if (ended) return;
+    ended = true;
+    const left = (poolOps.get(fd) ?? 1) - 1;
+    if (left > 0) { poolOps.set(fd, left); return; }
+    poolOps.delete(fd);
+    if (closeWhenIdle.delete(fd)) fs.close(fd, () => undefined);
+  };
+}
+
+/** Closes `fd` now, or when its last pool operation has completed. */
+export function closeFd(fd: number): void {
+  if (poolOps.has(fd)) closeWhenIdle.add(fd);
+  else fs.close(fd, () => undefined);
+}
+
+/** Pool operations in flight on `fd` (tests). */
+export function poolOpsInFlight(fd: number): number {
+  return poolOps.get(fd) ?? 0;
+}
+
 export function errnoText(e: NodeJS.ErrnoException): string {
   return e.code ? `${e.code}: ${e.message.replace(/^[A-Z]+: /, '')}` : e.message;
 }
@@ -61,8 +95,9 @@ async function writeAllToFd(fd: number, bufs: Buffer[], current: () => boolean):
     const pending = off > 0 ? [bufs[i].subarray(off), ...bufs.slice(i + 1)] : bufs.slice(i);
     let n: number;
     try {
+      const end = beginPoolOp(fd);
       n = await new Promise<number>((resolve, reject) =>
-        fs.writev(fd, pending, null, (err, written) => (err ? reject(err) : resolve(written))));
+        fs.writev(fd, pending, null, (err, written) => { end(); if (err) reject(err); else resolve(written); }));
     } catch (e) {
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EINTR') continue;

@@ -28,7 +28,7 @@
  */
 import * as fs from 'node:fs';
 import { ReopeningChannel, type DeviceChannelOptions } from './reopen';
-import { errnoText, loadWatchFd, SerialFdWriter, type FdWatcher } from './fd-io';
+import { beginPoolOp, closeFd, errnoText, loadWatchFd, SerialFdWriter, type FdWatcher } from './fd-io';
 
 const READ_SIZE = 64 * 1024;
 /** qemu-ga sleeps 100 ms when the host is not connected. */
@@ -113,9 +113,9 @@ export class VirtioSerialChannel extends ReopeningChannel {
     const fd = this.fd;
     this.fd = undefined;
     this.identity = undefined;
-    // A read still sleeping in the pool keeps the file referenced by the kernel; its result is
-    // ignored (session check), so closing the number now is safe.
-    if (fd !== undefined) fs.close(fd, () => undefined);
+    // A read or write still in the pool finishes first (its result is dropped by the session
+    // check); only then is the number free for reuse.
+    if (fd !== undefined) closeFd(fd);
   }
 
   protected onPauseChange(): void {
@@ -184,7 +184,9 @@ export class VirtioSerialChannel extends ReopeningChannel {
     if (this.watcher || this.reading || this.paused || this.closed || this.backoffTimer || session !== this.session || this.fd === undefined) return;
     this.reading = true;
     const buf = this.pollBuf ??= Buffer.allocUnsafe(READ_SIZE);
+    const end = beginPoolOp(this.fd);
     fs.read(this.fd, buf, 0, READ_SIZE, null, (err, n) => {
+      end();
       this.reading = false;
       // A result for an earlier device is dropped; the current one (if any) starts reading.
       if (session !== this.session || this.closed) { this.pump(this.session); return; }

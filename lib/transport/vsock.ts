@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import { ChannelConfigError } from '../channels';
 import type { Channel } from './types';
 import { loadAddon } from '../backend/load-addon';
-import { errnoText, SerialFdWriter } from './fd-io';
+import { beginPoolOp, closeFd, errnoText, SerialFdWriter } from './fd-io';
 
 export interface VsockAddress { cid: number; port: number }
 
@@ -115,7 +115,9 @@ export class VsockListenChannel extends EventEmitter implements Channel {
     this.reading = true;
     const fd = this.fd;
     const buf = Buffer.allocUnsafe(READ_SIZE);
+    const end = beginPoolOp(fd);
     fs.read(fd, buf, 0, READ_SIZE, null, (err, n) => {
+      end();
       this.reading = false;
       if (session !== this.session || this.closed) { this.pump(this.session); return; }
       if (err && err.code === 'EINTR') { this.pump(session); return; }
@@ -133,9 +135,18 @@ export class VsockListenChannel extends EventEmitter implements Channel {
     const fd = this.fd;
     this.fd = undefined;
     this.session++;
-    fs.close(fd, () => undefined);
+    this.wakeAndClose(fd);
     this.emit('disconnect');
     this.acceptNext();
+  }
+
+  /**
+   * A read parked in the pool on this (blocking) socket would hold the descriptor open, and a
+   * queued one would start on a reused number: shut the socket down to wake it, close when idle.
+   */
+  private wakeAndClose(fd: number): void {
+    try { this.native.vsockShutdown?.(fd); } catch { /* already shut */ }
+    closeFd(fd);
   }
 
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
@@ -150,7 +161,8 @@ export class VsockListenChannel extends EventEmitter implements Channel {
     this.session++;
     // The accept thread is parked in accept(): wake it first, or it keeps the process alive.
     if (this.listenFd !== undefined) { try { this.native.vsockShutdown?.(this.listenFd); } catch { /* already closed */ } }
-    for (const fd of [this.fd, this.listenFd]) if (fd !== undefined) fs.close(fd, () => undefined);
+    if (this.fd !== undefined) this.wakeAndClose(this.fd);
+    if (this.listenFd !== undefined) fs.close(this.listenFd, () => undefined);
     this.fd = undefined;
     this.listenFd = undefined;
   }
