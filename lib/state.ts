@@ -74,34 +74,49 @@ export class StateStore {
   get frozen(): boolean { return this.frozenRecord !== null; }
   get frozenInfo(): FrozenRecord | null { return this.frozenRecord; }
 
-  /** Enter frozen state: the marker exists before the first FIFREEZE, so a crash leaves a trace. */
-  markFrozen(record: FrozenRecord): void {
-    writeAtomic(this.markerPath, JSON.stringify(record) + '\n', 0o600);
+  /**
+   * Enter frozen state: the marker exists before the first FIFREEZE, so a crash leaves a trace.
+   * Written and fsynced on the thread pool: an fsync can take 100 ms on a busy disk.
+   */
+  async markFrozen(record: FrozenRecord): Promise<void> {
+    await this.serialised(() => writeAtomicAsync(this.markerPath, JSON.stringify(record) + '\n', 0o600));
     this.frozenRecord = record;
   }
 
-  /** Update the recorded mount points while freezing (each one before its FIFREEZE). */
-  updateFrozen(record: FrozenRecord): void { this.markFrozen(record); }
+  /** Update the recorded mount points while freezing. */
+  updateFrozen(record: FrozenRecord): Promise<void> { return this.markFrozen(record); }
 
   /**
-   * Leave frozen state. In memory always (the filesystems are thawed by then); throws when the
+   * Leave frozen state. In memory at once (the filesystems are thawed by then); rejects when the
    * marker could not be deleted, so the caller can warn as qemu-ga does.
    */
-  clearFrozen(): void {
+  async clearFrozen(): Promise<void> {
     this.frozenRecord = null;
-    try { fs.unlinkSync(this.markerPath); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+    await this.serialised(async () => {
+      try { await fs.promises.unlink(this.markerPath); } catch (e) { if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; }
+    });
   }
 
-  /** Next guest-file handle; persisted before it is handed out so it is never reused. */
-  nextHandle(): number {
-    const handle = this.counter;
-    try {
-      writeAtomic(this.statePath, `[global]\nfd_counter=${handle + 1}\n`, 0o600);
-    } catch {
-      throw new QgaError('failed to commit persistent state to disk');
-    }
-    this.counter = handle + 1;
-    return handle;
+  /** Next guest-file handle; persisted (on the pool) before it is handed out so it is never reused. */
+  async nextHandle(): Promise<number> {
+    return this.serialised(async () => {
+      const handle = this.counter;
+      try {
+        await writeAtomicAsync(this.statePath, `[global]\nfd_counter=${handle + 1}\n`, 0o600);
+      } catch {
+        throw new QgaError('failed to commit persistent state to disk');
+      }
+      this.counter = handle + 1;
+      return handle;
+    });
+  }
+
+  /** State files are written one at a time: each write goes through the same temp-file name. */
+  private writes: Promise<unknown> = Promise.resolve();
+  private serialised<T>(op: () => Promise<T>): Promise<T> {
+    const next = this.writes.then(op, op);
+    this.writes = next.catch(() => undefined);
+    return next;
   }
 }
 
@@ -137,13 +152,15 @@ function readMarker(p: string): FrozenRecord {
   return { mountpoints: [], since: 0 };
 }
 
-/** Write a small file through a temp file and rename, never following a planted symlink. */
+const ATOMIC_FLAGS = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/** Write a small file through a temp file and rename, never following a planted symlink (start-up only). */
 export function writeAtomic(file: string, data: string | Buffer, mode: number): void {
   const tmp = `${file}.${process.pid}.tmp`;
   fs.rmSync(tmp, { force: true });
-  const fd = fs.openSync(tmp, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW, mode);
+  const fd = fs.openSync(tmp, ATOMIC_FLAGS, mode);
   try {
-    if (typeof data === 'string') fs.writeSync(fd, data); else fs.writeSync(fd, data);
+    fs.writeSync(fd, typeof data === 'string' ? Buffer.from(data) : data);
     fs.fsyncSync(fd);
   } catch (e) {
     fs.closeSync(fd);
@@ -152,4 +169,21 @@ export function writeAtomic(file: string, data: string | Buffer, mode: number): 
   }
   fs.closeSync(fd);
   try { fs.renameSync(tmp, file); } catch (e) { fs.rmSync(tmp, { force: true }); throw e; }
+}
+
+/** The same on libuv's thread pool, for writes while serving requests. */
+export async function writeAtomicAsync(file: string, data: string | Buffer, mode: number): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.promises.rm(tmp, { force: true });
+  const handle = await fs.promises.open(tmp, ATOMIC_FLAGS, mode);
+  try {
+    await handle.writeFile(data);
+    await handle.sync();
+  } catch (e) {
+    await handle.close();
+    await fs.promises.rm(tmp, { force: true });
+    throw e;
+  }
+  await handle.close();
+  try { await fs.promises.rename(tmp, file); } catch (e) { await fs.promises.rm(tmp, { force: true }); throw e; }
 }

@@ -288,12 +288,12 @@ rpcs('allow list: only the listed commands run; names are matched exactly', asyn
 rpcs('frozen state: only the six allowed commands run, with qemu-ga\'s text', async () => {
   const a = await startAgent('fallback');
   try {
-    a.agent.state.markFrozen({ mountpoints: [], since: Date.now() });
+    await a.agent.state.markFrozen({ mountpoints: [], since: Date.now() });
     const got = await rawExchange(a.sock, '{"execute":"guest-get-time"}{"execute":"guest-ping"}', 2);
     assert.is(got.toString(), [
       '{"error": {"class": "CommandNotFound", "desc": "Command guest-get-time has been disabled: the agent is in frozen state"}}',
       '{"return": {}}', ''].join('\n'));
-  } finally { a.agent.state.clearFrozen(); await a.stop(); }
+  } finally { await a.agent.state.clearFrozen(); await a.stop(); }
 });
 
 rpcs.run();

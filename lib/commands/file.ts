@@ -62,20 +62,25 @@ function table(ctx: CommandContext): FileTable {
   return (ctx.services.files ??= new FileTable());
 }
 
-function openFd(path: string, flags: number, createMode: number): number {
+/** open(2) on the pool (a path on a slow or hung filesystem must not stall the agent). */
+async function openFd(path: string, flags: number, createMode: number): Promise<number> {
   const extra = O_NOCTTY | O_NONBLOCK;
   if (flags & O_CREAT) {
     try {
-      return fs.openSync(path, flags | O_EXCL | extra, createMode);
+      return await fsOpen(path, flags | O_EXCL | extra, createMode);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
     }
   }
-  return fs.openSync(path, (flags & ~O_CREAT) | extra);
+  return fsOpen(path, (flags & ~O_CREAT) | extra);
 }
 
-function isSeekable(fd: number): boolean {
-  const st = fs.fstatSync(fd);
+function fsOpen(path: string, flags: number, mode?: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
+}
+
+async function isSeekable(fd: number): Promise<boolean> {
+  const st = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, s) => (err ? reject(err) : resolve(s))));
   return st.isFile() || st.isBlockDevice() || st.isDirectory();
 }
 
@@ -84,7 +89,7 @@ const openAndClose = [
     name: 'guest-file-open',
     args: { path: T.str, '*mode': T.str },
     returns: T.int,
-    run: ({ path: p, mode: m }, ctx) => {
+    run: async ({ path: p, mode: m }, ctx) => {
       const path = p.toString();
       const mode = m === undefined ? 'r' : m.toString();
       ctx.log.info(`guest-file-open called, filepath: ${path}, mode: ${mode}`);
@@ -92,18 +97,20 @@ const openAndClose = [
       if (flags === undefined) throw new QgaError(`invalid file open mode '${mode}'`);
       let fd: number;
       try {
-        fd = openFd(path, flags, ctx.config.fileCreateMode);
+        fd = await openFd(path, flags, ctx.config.fileCreateMode);
       } catch (e) {
         throw new QgaError(`failed to open file '${path}' (mode: '${mode}'): ${strerror(e)}`);
       }
       let handle: number;
+      let seekable: boolean;
       try {
-        handle = ctx.state.nextHandle();
+        seekable = await isSeekable(fd);
+        handle = await ctx.state.nextHandle();
       } catch (e) {
-        fs.closeSync(fd);
+        fs.close(fd, () => undefined);
         throw e;
       }
-      table(ctx).add(handle, { fd, path, append: (flags & O_APPEND) !== 0, position: isSeekable(fd) ? 0 : null });
+      table(ctx).add(handle, { fd, path, append: (flags & O_APPEND) !== 0, position: seekable ? 0 : null });
       ctx.log.info(`guest-file-open, handle: ${handle}`);
       return handle;
     },

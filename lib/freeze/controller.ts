@@ -103,12 +103,12 @@ class Controller implements FreezeController {
         const deadline = Date.now() + (this.options.guardianWaitMs ?? 10_000);
         while (isGuardianRunning(record.guardianPid) && Date.now() < deadline) await sleep(50);
         const reread = readMarkerFile(state.markerPath);
-        if (!reread) { this.clearMarker(); return; }
+        if (!reread) { await this.clearMarker(); return; }
         record = reread;
       }
       if (record.thawedByGuardian) {
         log.setMuted(false);
-        this.clearMarker();
+        await this.clearMarker();
         log.warn(`previous instance was killed with frozen filesystems; its thaw guardian thawed them (${record.mountpoints.join(', ') || 'none recorded'})`);
         return;
       }
@@ -146,7 +146,7 @@ class Controller implements FreezeController {
     this.startGuardian();
     if (this.guardian) record.guardianPid = this.guardian.pid;
     try {
-      state.markFrozen(record);
+      await state.markFrozen(record);
     } catch (e) {
       // Without the marker the frozen state could not survive a restart: refuse before freezing.
       const guardian = this.guardian;
@@ -160,10 +160,13 @@ class Controller implements FreezeController {
     let markerWritable = true;
     // A marker that can no longer be updated (state directory full or read-only) would hide
     // frozen filesystems from a restarted agent: treated like failing to create it.
-    const recordProgress = () => {
+    const writeMarker = async () => {
       if (!markerWritable) return;
-      try { state.updateFrozen(record); } catch (e) { throw new QgaError(`unable to create ${state.markerPath}: ${strerror(e)}`); }
+      try { await state.updateFrozen(record); } catch (e) { throw new QgaError(`unable to create ${state.markerPath}: ${strerror(e)}`); }
     };
+    // With a guardian the progress lives in its pipe (it thaws and rewrites the marker if the
+    // agent dies), so the marker on disk is written once more after the loop, not per mount.
+    const recordProgress = () => (this.guardian ? Promise.resolve() : writeMarker());
     const frozenNow: string[] = [];
     let count = 0;
     try {
@@ -175,7 +178,7 @@ class Controller implements FreezeController {
           await this.guardian.add(m.mountpoint);
           await this.guardian.setMarker(JSON.stringify({ ...record, thawedByGuardian: true }));
         }
-        recordProgress();
+        await recordProgress();
         try {
           await backend.freeze(m.mountpoint);
         } catch (e) {
@@ -187,7 +190,7 @@ class Controller implements FreezeController {
               await this.guardian.drop();
               await this.guardian.setMarker(JSON.stringify({ ...record, thawedByGuardian: true }));
             }
-            recordProgress();
+            await recordProgress();
             continue;
           }
           throw freezeError(m, e);
@@ -196,6 +199,7 @@ class Controller implements FreezeController {
         frozenNow.push(m.mountpoint);
         if (stateMount && sameFilesystem(m, stateMount)) markerWritable = false;
       }
+      if (this.guardian && count > 0) await writeMarker();
     } catch (e) {
       // Never leave the guest half-frozen: thaw what this call froze, then the thaw hook.
       for (const mp of [...frozenNow].reverse()) {
@@ -240,7 +244,7 @@ class Controller implements FreezeController {
     this.stopWatchdog();
     const wasFrozen = state.frozen;
     log.setMuted(false);
-    this.clearMarker();
+    await this.clearMarker();
     // After the marker is gone, so a crash in between never leaves a stale "frozen" behind.
     const guardian = this.guardian;
     this.guardian = null;
@@ -253,10 +257,10 @@ class Controller implements FreezeController {
   }
 
   /** Leave frozen state; a marker that cannot be deleted gets qemu-ga's warning, nothing more. */
-  private clearMarker(): void {
+  private async clearMarker(): Promise<void> {
     const { state, log } = this.deps;
     try {
-      state.clearFrozen();
+      await state.clearFrozen();
     } catch {
       log.warn(`unable to delete ${state.markerPath}, fsfreeze may not function properly`);
     }
