@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// Replaces dist/cli.js (tsc's output) with one file holding the agent and every dist module it
+// uses, so start-up reads and compiles one script instead of resolving, stat-ing and wrapping
+// ~70 modules (benchmarks/NOTES.md, "Start to first reply"). Run by `npm run build` after tsc.
+//
+// The bundle stays in dist/, so code that finds files relative to __dirname (package.json for
+// the version, build/Release/qga_native.node for the addon) finds them exactly as before.
+// The library entry points (dist/index.js, dist/client/*) stay unbundled.
+//
+// esbuild comes with the dev dependencies (through tsx). Without it dist/cli.js is left as tsc
+// wrote it: it works the same, only starts slower.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const cli = path.join(root, 'dist', 'cli.js');
+
+let esbuild;
+try {
+  esbuild = require('esbuild');
+} catch {
+  process.stderr.write('node-qga: esbuild not installed; dist/cli.js left unbundled (slower start-up)\n');
+  process.exit(0);
+}
+
+const result = esbuild.buildSync({
+  entryPoints: [cli],
+  bundle: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  write: false,
+  outfile: cli,
+  // Maps point into lib/*.ts through tsc's maps (node --enable-source-maps).
+  sourcemap: 'linked',
+  // load-addon.ts requires the addon by a computed path at run time: that stays a real require.
+  logOverride: { 'unsupported-require-call': 'silent' },
+  logLevel: 'warning',
+  banner: { js: '// dist/cli.js bundled by scripts/bundle-cli.js from tsc\'s dist/*.js' },
+});
+for (const file of result.outputFiles) fs.writeFileSync(file.path, file.contents);
