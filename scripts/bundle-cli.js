@@ -35,9 +35,18 @@ const result = esbuild.buildSync({
   outfile: cli,
   // Maps point into lib/*.ts through tsc's maps (node --enable-source-maps).
   sourcemap: 'linked',
+  // No comments, no blanks: V8 keeps the whole source in memory for lazy compilation, and a
+  // single non-ASCII character (a comment's arrow) would make it a two-byte string (2x RSS).
+  // Identifiers keep their names, so stack traces still name the functions.
+  minifyWhitespace: true,
+  minifySyntax: true,
+  charset: 'ascii',
   // load-addon.ts requires the addon by a computed path at run time: that stays a real require.
   logOverride: { 'unsupported-require-call': 'silent' },
   logLevel: 'warning',
   banner: { js: '// dist/cli.js bundled by scripts/bundle-cli.js from tsc\'s dist/*.js' },
 });
-for (const file of result.outputFiles) fs.writeFileSync(file.path, file.contents);
+for (const file of result.outputFiles) {
+  if (file.path === cli && file.contents.some((byte) => byte > 0x7f)) process.stderr.write('node-qga: warning: dist/cli.js is not pure ASCII (V8 will hold it as a two-byte string)\n');
+  fs.writeFileSync(file.path, file.contents);
+}
