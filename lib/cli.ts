@@ -15,7 +15,6 @@ import { createChannel, ChannelConfigError } from './channels';
 import { Agent } from './agent';
 import { PACKAGE_VERSION } from './version';
 import { isDaemonChild, spawnDaemon, prepareDaemonChild, writePidFile, daemonReady, whenDaemonMessagesSent, socketActivationFd } from './daemon';
-import { createActivatedChannel } from './transport/devices';
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -67,7 +66,9 @@ async function main(argv: string[]): Promise<number> {
   try {
     // systemd socket activation (LISTEN_PID/LISTEN_FDS) overrides -m/-p, as in qemu-ga.
     const activatedFd = socketActivationFd();
-    channel = activatedFd !== undefined ? createActivatedChannel(config, activatedFd) : createChannel(config);
+    // transport/devices (serial, virtio-serial, vsock) loads only for an activated socket.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    channel = activatedFd !== undefined ? (require('./transport/devices') as typeof import('./transport/devices')).createActivatedChannel(config, activatedFd) : createChannel(config);
   } catch (e) {
     if (e instanceof ChannelConfigError || (e instanceof Error && /only supports listening on one socket/.test(e.message))) { log.error(e.message); return 1; }
     throw e;
