@@ -16,6 +16,10 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const cli = path.join(root, 'dist', 'cli.js');
+const BANNER = '// dist/cli.js bundled by scripts/bundle-cli.js from tsc\'s dist/*.js';
+
+// Already bundled (tsc has not rewritten it since): bundling the bundle would only wrap it again.
+if (fs.readFileSync(cli, 'utf8').split('\n', 2).includes(BANNER)) process.exit(0);
 
 let esbuild;
 try {
@@ -44,7 +48,7 @@ const result = esbuild.buildSync({
   // load-addon.ts requires the addon by a computed path at run time: that stays a real require.
   logOverride: { 'unsupported-require-call': 'silent' },
   logLevel: 'warning',
-  banner: { js: '// dist/cli.js bundled by scripts/bundle-cli.js from tsc\'s dist/*.js' },
+  banner: { js: BANNER },
 });
 for (const file of result.outputFiles) {
   if (file.path === cli && file.contents.some((byte) => byte > 0x7f)) process.stderr.write('node-qga: warning: dist/cli.js is not pure ASCII (V8 will hold it as a two-byte string)\n');
