@@ -13,7 +13,7 @@ import type { AgentConfig } from './config-types';
 import type { SystemBackend } from './backend/types';
 import { Logger } from './log';
 import { StateStore } from './state';
-import { FileTable } from './commands/file';
+import type { FileTable } from './commands/file';
 import { createFreezeController, type FreezeController } from './freeze/controller';
 
 const MAX_QUEUED = 256;
@@ -55,7 +55,6 @@ export class Agent {
     this.channel = opts.channel;
     this.log = opts.log ?? new Logger(opts.config.verbose, opts.config.logfile);
     this.state = opts.state ?? StateStore.open(opts.config.statedir);
-    this.services.files = new FileTable();
     this.dispatcher = new Dispatcher(opts.commands ?? allCommands, { blockRpcs: opts.config.blockRpcs, allowRpcs: opts.config.allowRpcs }, {
       backend: this.backend, config: this.config, state: this.state, log: this.log, services: this.services,
     });
@@ -94,6 +93,7 @@ export class Agent {
   async stop(): Promise<void> {
     await this.channel.close();
     await this.freeze.shutdown();
+    // Created by the first guest-file-open (commands/file.ts), so often absent.
     (this.services.files as FileTable | undefined)?.closeAll();
   }
 

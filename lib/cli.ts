@@ -15,7 +15,6 @@ import { createChannel, ChannelConfigError } from './channels';
 import { Agent } from './agent';
 import { PACKAGE_VERSION } from './version';
 import { isDaemonChild, spawnDaemon, prepareDaemonChild, writePidFile, daemonReady, whenDaemonMessagesSent, socketActivationFd } from './daemon';
-import { createActivatedChannel } from './transport/devices';
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -67,41 +66,53 @@ async function main(argv: string[]): Promise<number> {
   try {
     // systemd socket activation (LISTEN_PID/LISTEN_FDS) overrides -m/-p, as in qemu-ga.
     const activatedFd = socketActivationFd();
-    channel = activatedFd !== undefined ? createActivatedChannel(config, activatedFd) : createChannel(config);
+    // transport/devices (serial, virtio-serial, vsock) loads only for an activated socket.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    channel = activatedFd !== undefined ? (require('./transport/devices') as typeof import('./transport/devices')).createActivatedChannel(config, activatedFd) : createChannel(config);
   } catch (e) {
     if (e instanceof ChannelConfigError || (e instanceof Error && /only supports listening on one socket/.test(e.message))) { log.error(e.message); return 1; }
     throw e;
   }
   (channel as { setLogger?: (l: Logger) => void }).setLogger?.(log);
   const agent = new Agent({ config, backend: choice.backend, channel, log, state });
+
+  // Signal handlers go in before the channel exists (qemu-ga registers its handlers before it
+  // opens the channel): whoever sees the socket appear may signal the agent at once, and the
+  // default action would kill it (no clean exit, no SIGHUP log reopen).
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((resolve) => { finish = resolve; });
+  let started = false;
+  let exitWhenStarted = false;
+  const exit = () => void agent.stop().then(() => finish(0));
+  // A signal while frozen is held (qemu-ga ignores it): the agent exits after the next thaw.
+  agent.onDeferredExit(exit);
+  const onSignal = (sig: string) => {
+    if (!agent.freeze.requestExit()) {
+      log.warn(`${sig} received while filesystems are frozen: exiting after guest-fsfreeze-thaw`);
+      return;
+    }
+    log.info(`${sig} received, exiting`);
+    if (started) exit();
+    else exitWhenStarted = true;
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  // logrotate-friendly: SIGHUP starts a new log file.
+  process.on('SIGHUP', () => { log.reopen(); log.info('SIGHUP: log file reopened'); });
+  process.on('SIGINT', () => onSignal('SIGINT'));
+
   try {
     await agent.start();
   } catch (e) {
     log.error(`failed to open channel ${channel.description}: ${(e as Error).message}`);
     return 1;
   }
+  started = true;
   log.info(`backend: ${choice.backend.kind}${choice.nativeError ? ` (native unavailable: ${choice.nativeError})` : ''}`);
   daemonReady();
-
-  return new Promise<number>((resolve) => {
-    const exit = () => void agent.stop().then(() => resolve(0));
-    // A signal while frozen is held (qemu-ga ignores it): the agent exits after the next thaw.
-    agent.onDeferredExit(exit);
-    const onSignal = (sig: string) => {
-      if (!agent.freeze.requestExit()) {
-        log.warn(`${sig} received while filesystems are frozen: exiting after guest-fsfreeze-thaw`);
-        return;
-      }
-      log.info(`${sig} received, exiting`);
-      exit();
-    };
-    process.on('SIGTERM', () => onSignal('SIGTERM'));
-    // logrotate-friendly: SIGHUP starts a new log file.
-    process.on('SIGHUP', () => { log.reopen(); log.info('SIGHUP: log file reopened'); });
-    // A device channel lost without --retry-path ends the agent (qemu-ga leaves its main loop).
-    channel.on('fatal', (e: Error) => { log.error(e.message); void agent.stop().then(() => resolve(1)); });
-    process.on('SIGINT', () => onSignal('SIGINT'));
-  });
+  // A device channel lost without --retry-path ends the agent (qemu-ga leaves its main loop).
+  channel.on('fatal', (e: Error) => { log.error(e.message); void agent.stop().then(() => finish(1)); });
+  if (exitWhenStarted) exit();
+  return finished;
 }
 
 /** The logger of the running agent, so its last lines reach the file before the process exits. */

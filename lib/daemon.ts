@@ -9,7 +9,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { spawn } from 'node:child_process';
+import { childProcess } from './platform/lazy-builtins';
 import type { AgentConfig } from './config-types';
 
 /** Marks the re-spawned child; removed from its environment so commands it runs don't inherit it. */
@@ -28,7 +28,7 @@ export function isDaemonChild(env: NodeJS.ProcessEnv = process.env): boolean {
 
 /** Parent side: starts the daemon and resolves with the exit code the parent should have. */
 export function spawnDaemon(argv: readonly string[] = process.argv.slice(2)): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv], {
+  const child = childProcess().spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv], {
     detached: true, // setsid(): no controlling terminal, not killed with the caller's session
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     env: { ...process.env, [DAEMON_CHILD_ENV]: '1' },

@@ -27,10 +27,13 @@ function distIsStale() {
 }
 
 if (distIsStale()) {
-  process.stderr.write('bench: dist/ is stale, building with tsc -p tsconfig.build.json\n');
+  process.stderr.write('bench: dist/ is stale, building with tsc -p tsconfig.build.json and scripts/bundle-cli.js\n');
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   const r = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) { process.stderr.write('bench: build failed\n'); process.exit(r.status ?? 1); }
+  // The agent the benchmarks start is the bundled dist/cli.js, as `npm run build` makes it.
+  const b = spawnSync(process.execPath, [path.join(root, 'scripts', 'bundle-cli.js')], { cwd: root, stdio: 'inherit' });
+  if (b.status !== 0) { process.stderr.write('bench: bundling dist/cli.js failed\n'); process.exit(b.status ?? 1); }
 }
 
 const r = spawnSync(process.execPath, [path.join(root, 'benchmarks', 'driver.js'), ...process.argv.slice(2)], { cwd: root, stdio: 'inherit' });

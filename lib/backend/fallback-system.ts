@@ -6,7 +6,7 @@
  * tools' `: <strerror>` suffixes, so commands cannot tell this backend from the native one.
  * A missing tool is reported as a QgaError naming the tool.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../platform/lazy-builtins';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { SystemBackend, TrimResult } from './types';
@@ -54,7 +54,7 @@ export function defaultSearchPath(): string[] {
  */
 export function runTool(file: string, args: string[], input?: string | Buffer): Promise<ToolResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
+    const child = childProcess().spawn(file, args, {
       stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
       // Like qemu-ga's helpers: a session of its own, so a tty's signals never reach it.
       detached: true,

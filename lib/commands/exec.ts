@@ -7,7 +7,8 @@
  * Error texts are qemu-ga 7.2's: spawn failures wrapped in "Guest agent command failed,
  * error was '…'", an unknown pid is "Invalid parameter 'pid'".
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import type { ChildProcess, StdioOptions } from 'node:child_process';
+import { childProcess } from '../platform/lazy-builtins';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -121,7 +122,7 @@ export async function startProcess(table: ExecTable, req: ExecRequest, agentEnv:
 
   let child: ChildProcess;
   try {
-    child = spawn(resolved.file, req.arg ?? [], {
+    child = childProcess().spawn(resolved.file, req.arg ?? [], {
       argv0: req.path,
       env: req.env ? environmentFrom(req.env) : agentEnv,
       stdio,

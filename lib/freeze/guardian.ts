@@ -10,7 +10,8 @@
  * Pipe protocol, one line each: `M<mp>` adds a mount point, `U` forgets the last one, `J<json>` sets the marker text to
  * write after thawing, `R` releases (exit without thawing). Values are escaped for printf %b.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { childProcess } from '../platform/lazy-builtins';
 import * as fs from 'node:fs';
 import { findTool, defaultSearchPath } from '../backend/fallback-system';
 
@@ -83,7 +84,7 @@ export class ThawGuardian {
     const tool = opts.thawTool ?? ThawGuardian.findThawTool();
     const shell = opts.shell ?? '/bin/sh';
     if (!tool || !fs.existsSync(shell)) return null;
-    const child = spawn(shell, ['-c', SCRIPT, GUARDIAN_TAG, opts.markerPath, tool], {
+    const child = childProcess().spawn(shell, ['-c', SCRIPT, GUARDIAN_TAG, opts.markerPath, tool], {
       stdio: ['pipe', 'ignore', 'ignore'],
       detached: true, // its own session: a signal to the agent's process group spares it
     });

@@ -3,7 +3,7 @@
  * thawing, with qemu-ga 7.2's checks and error texts. The hook runs in its own session with
  * stdio on /dev/null, as qemu-ga runs it.
  */
-import { spawn } from 'node:child_process';
+import { childProcess } from '../platform/lazy-builtins';
 import * as fs from 'node:fs';
 import { QgaError, strerror } from '../errors';
 import type { Logger } from '../log';
@@ -19,7 +19,7 @@ export async function runFsfreezeHook(hook: string | undefined, arg: HookArg, lo
   }
   log.info(`executing fsfreeze hook with arg '${arg}'`);
   const outcome = await new Promise<{ code: number | null; signal: string | null } | Error>((resolve) => {
-    const child = spawn(hook, [arg], { stdio: 'ignore', detached: true });
+    const child = childProcess().spawn(hook, [arg], { stdio: 'ignore', detached: true });
     child.once('error', (e) => resolve(e));
     child.once('exit', (code, signal) => resolve({ code, signal }));
   });

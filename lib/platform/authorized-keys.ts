@@ -15,7 +15,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { crypto } from './lazy-builtins';
 import { QgaError, errnoError, strerror } from '../errors';
 import type { PasswdEntry } from './passwd';
 
@@ -147,7 +147,7 @@ export class SshDir {
       // Gone since it was checked: report it as the write would have failed.
       throw new QgaError(`failed to write to '${this.file}': Failed to create file ${q(`${this.file}.XXXXXX`)}: No such file or directory`);
     }
-    const suffix = randomBytes(6).toString('base64').replace(/[+/]/g, 'X').slice(0, 6);
+    const suffix = crypto().randomBytes(6).toString('base64').replace(/[+/]/g, 'X').slice(0, 6);
     const tmpName = `authorized_keys.${suffix}`;
     const tmpReal = path.join(this.dir, tmpName);
     const tmp = this.inside(tmpName);

@@ -4,7 +4,7 @@
  * reading the configured passwd file when it is another one (tests, chroots).
  */
 import * as fs from 'node:fs';
-import { execFile } from 'node:child_process';
+import { childProcess } from './lazy-builtins';
 
 export interface PasswdEntry {
   name: string;
@@ -43,7 +43,7 @@ export function lookupInFile(file: string, name: string): PasswdEntry | undefine
 
 function getent(name: string): Promise<PasswdEntry | undefined | 'unavailable'> {
   return new Promise((resolve) => {
-    execFile('getent', ['passwd', '--', name], { encoding: 'utf8', timeout: 10000 }, (err, stdout) => {
+    childProcess().execFile('getent', ['passwd', '--', name], { encoding: 'utf8', timeout: 10000 }, (err, stdout) => {
       if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') return resolve('unavailable');
       if (err) return resolve(undefined); // exit 2: no such user
       // A numeric name would also match a uid: only an entry with this very name counts.

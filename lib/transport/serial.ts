@@ -12,7 +12,7 @@
  */
 import * as fs from 'node:fs';
 import * as tty from 'node:tty';
-import { spawnSync } from 'node:child_process';
+import { childProcess } from '../platform/lazy-builtins';
 import { ReopeningChannel, errnoText, type DeviceChannelOptions } from './reopen';
 
 /** stty operands: `raw` is -ignbrk -brkint -ignpar -parmrk -inpck -istrip -inlcr -igncr -icrnl -ixon -ixoff -icanon -opost -isig -ixany -imaxbel min 1 time 0. */
@@ -20,7 +20,7 @@ export const RAW_STTY_ARGS = ['raw', '-echo', '-echoe', '-echok', '-echonl', '-e
 
 /** Puts the tty open on `fd` in raw mode; returns an error text, or undefined when done. */
 export function setRawLine(fd: number): string | undefined {
-  const r = spawnSync('stty', RAW_STTY_ARGS, { stdio: [fd, 'ignore', 'pipe'], timeout: 10000 });
+  const r = childProcess().spawnSync('stty', RAW_STTY_ARGS, { stdio: [fd, 'ignore', 'pipe'], timeout: 10000 });
   if (r.error) return `stty: ${r.error.message}`;
   if (r.status !== 0) return `stty: ${r.stderr.toString().trim() || `exit status ${r.status}`}`;
   return undefined;
