@@ -73,11 +73,20 @@ function expected(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(expected);
   if (v !== null && typeof v === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) out[wellFormed(k)] = expected(x);
+    // defineProperty, as JSON.parse does: a key '__proto__' must be an own key, not the prototype.
+    for (const [k, x] of Object.entries(v)) Object.defineProperty(out, wellFormed(k), { value: expected(x), enumerable: true, writable: true, configurable: true });
     return out;
   }
   return v;
 }
+
+// Found by fast-check: a key named __proto__ must be written as an ordinary key.
+test('a __proto__ key is an ordinary key', () => {
+  const v = JSON.parse('{"__proto__": {"a": 1}, "b": [2]}') as unknown;
+  const text = writeJson(v);
+  assert.ok(Object.prototype.hasOwnProperty.call(JSON.parse(text), '__proto__'), text);
+  assert.equal(JSON.parse(text), expected(v));
+});
 
 test('nested values: JSON.parse of the output deep-equals the value; pure ASCII', () => {
   fc.assert(fc.property(replyValue, (v) => {
