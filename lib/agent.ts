@@ -6,7 +6,7 @@
 import type { Channel } from './transport/types';
 import { StreamDecoder, type DecodedMessage } from './protocol/decoder';
 import { errorReply } from './protocol/encoder';
-import { Dispatcher } from './dispatcher';
+import { Dispatcher, type Reply } from './dispatcher';
 import { allCommands } from './commands';
 import type { AgentServices, CommandDef } from './commands/define';
 import type { AgentConfig } from './config-types';
@@ -48,6 +48,11 @@ export class Agent {
   /** Bumped on every new connection: replies owed to a client that left are dropped. */
   private generation = 0;
   private idle: Array<() => void> = [];
+  /** Replies batched for one write, their size, the connection they belong to, and what to call once written. */
+  private out: Array<Buffer | string> = [];
+  private outBytes = 0;
+  private outGeneration = 0;
+  private releases: Array<() => void> = [];
 
   constructor(opts: AgentOptions) {
     this.config = opts.config;
@@ -108,66 +113,149 @@ export class Agent {
     if (msgs.length === 0) return;
     for (const msg of msgs) this.queue.push({ msg, generation: this.generation });
     if (this.queue.length > MAX_QUEUED && !this.paused) { this.paused = true; this.channel.pause(); }
-    if (!this.running) void this.drain();
+    if (!this.running) this.drain();
   }
 
-  private async drain(): Promise<void> {
+  /**
+   * Serves the queue. Runs synchronously for as long as every reply is ready at once (quick
+   * commands, decode errors) and the channel takes the bytes: a sequential guest-ping costs
+   * no Promise and no microtask. The first handler still working, or a write that must be
+   * waited for, continues the rest asynchronously (drainAsync).
+   */
+  private drain(): void {
     this.running = true;
-    let out: Array<Buffer | string> = [];
-    let outBytes = 0;
-    let outGeneration = this.generation;
-    let releases: Array<() => void> = [];
-    const flush = async () => {
-      if (out.length === 0) return;
-      const chunks = out;
-      const done = releases;
-      out = [];
-      outBytes = 0;
-      releases = [];
-      try {
-        if (outGeneration === this.generation) await this.channel.write(chunks);
-      } finally {
-        for (const r of done) r();
-      }
-    };
+    let wait: Promise<void> | undefined;
     try {
-      while (this.queue.length > 0) {
-        const { msg, generation } = this.queue.shift()!;
-        if (this.paused && this.queue.length < MAX_QUEUED / 2) { this.paused = false; this.channel.resume(); }
-        if (generation !== this.generation) continue;
-        if (generation !== outGeneration) { await flush(); outGeneration = generation; }
-        let chunks: Array<Buffer | string> | undefined;
-        if ('error' in msg) {
-          chunks = [errorReply('GenericError', msg.error, undefined, false)];
-        } else {
-          const name = msg.value instanceof Map ? msg.value.get('execute') : undefined;
-          if (this.config.verbose) this.log.debug(`processing command ${typeof name === 'string' ? name : '(invalid)'}`);
-          // Replies are batched only behind quick commands: a slow one must not hold earlier replies back.
-          if (out.length > 0 && !(typeof name === 'string' && QUICK.has(name))) await flush();
-          let reply;
-          try {
-            reply = await this.dispatcher.dispatch(msg.value);
-          } finally {
-            msg.release?.();
-          }
-          chunks = reply?.chunks;
-          if (reply?.release) releases.push(reply.release);
-        }
-        if (chunks) {
-          for (const c of chunks) { out.push(c); outBytes += c.length; }
-        }
-        if (this.queue.length === 0 || outBytes >= BATCH_BYTES) await flush();
-      }
-      await flush();
+      wait = this.serveReady();
     } catch (e) {
-      this.log.error(`internal error while serving requests: ${(e as Error).stack ?? e}`);
-    } finally {
-      this.running = false;
-      if (this.paused) { this.paused = false; this.channel.resume(); }
-      const waiters = this.idle;
-      this.idle = [];
-      for (const w of waiters) w();
+      this.internalError(e);
     }
-    if (this.queue.length > 0) void this.drain();
+    if (wait) void this.drainAsync(wait); else this.finishDrain();
   }
+
+  private async drainAsync(wait: Promise<void> | undefined): Promise<void> {
+    try {
+      while (wait) {
+        await wait;
+        wait = this.serveReady();
+      }
+    } catch (e) {
+      this.internalError(e);
+    }
+    this.finishDrain();
+  }
+
+  private finishDrain(): void {
+    this.running = false;
+    if (this.paused) { this.paused = false; this.channel.resume(); }
+    const waiters = this.idle;
+    this.idle = [];
+    for (const w of waiters) w();
+    if (this.queue.length > 0) this.drain();
+  }
+
+  private internalError(e: unknown): void {
+    this.log.error(`internal error while serving requests: ${(e as Error)?.stack ?? e}`);
+    // Whatever was batched is dropped with the failed run; its buffers are given back.
+    const done = this.releases;
+    this.out = [];
+    this.outBytes = 0;
+    this.releases = [];
+    for (const r of done) r();
+  }
+
+  /**
+   * Answers queued requests in order until the queue is empty; returns what must be waited
+   * for first (a handler's result, whose reply is then batched, or a write) otherwise.
+   */
+  private serveReady(): Promise<void> | undefined {
+    while (this.queue.length > 0) {
+      const { msg, generation } = this.queue.shift()!;
+      if (this.paused && this.queue.length < MAX_QUEUED / 2) { this.paused = false; this.channel.resume(); }
+      if (generation !== this.generation) continue;
+      if (generation !== this.outGeneration) {
+        // A batch still held here belongs to a client that left (afterReply writes it before
+        // another connection's request otherwise): flush drops it, nothing to wait for.
+        void this.flush();
+        this.outGeneration = generation;
+      }
+      if ('error' in msg) {
+        this.batch({ chunks: [errorReply('GenericError', msg.error, undefined, false)] });
+      } else {
+        if (this.config.verbose) {
+          const name = commandName(msg);
+          this.log.debug(`processing command ${name ?? '(invalid)'}`);
+        }
+        let reply: Reply | null | Promise<Reply | null>;
+        try {
+          reply = this.dispatcher.dispatch(msg.value);
+        } catch (e) {
+          msg.release?.();
+          throw e;
+        }
+        if (reply instanceof Promise) {
+          return reply.then((r) => { msg.release?.(); this.batch(r); return this.afterReply(); },
+            (e: unknown) => { msg.release?.(); throw e; });
+        }
+        msg.release?.();
+        this.batch(reply);
+      }
+      const wait = this.afterReply();
+      if (wait) return wait;
+    }
+    return undefined;
+  }
+
+  private batch(reply: Reply | null): void {
+    if (!reply) return;
+    for (const c of reply.chunks) { this.out.push(c); this.outBytes += c.length; }
+    if (reply.release) this.releases.push(reply.release);
+  }
+
+  /**
+   * Writes the batch unless the next request may join it: replies are batched only ahead of
+   * quick commands of the same connection (a slow one must not hold earlier replies back),
+   * up to BATCH_BYTES.
+   */
+  private afterReply(): Promise<void> | undefined {
+    const next = this.queue[0];
+    if (next && this.outBytes < BATCH_BYTES && next.generation === this.outGeneration && isBatchable(next.msg)) return undefined;
+    return this.flush();
+  }
+
+  /** Writes the batch; returns a Promise only when it must be waited for (buffers to give back, back-pressure). */
+  private flush(): Promise<void> | undefined {
+    if (this.out.length === 0) return undefined;
+    const chunks = this.out;
+    const done = this.releases;
+    this.outBytes = 0;
+    if (this.outGeneration !== this.generation) {
+      // Owed to a client that left: dropped.
+      this.out.length = 0;
+      if (done.length > 0) { this.releases = []; for (const r of done) r(); }
+      return undefined;
+    }
+    if (done.length === 0 && this.channel.send) {
+      // Nothing to give back after the write: the channel copies or keeps the chunks itself.
+      const wait = this.channel.send(chunks);
+      this.out.length = 0;
+      return wait;
+    }
+    this.out = [];
+    this.releases = [];
+    return this.channel.write(chunks).then(() => { for (const r of done) r(); });
+  }
+}
+
+function commandName(msg: DecodedMessage): string | undefined {
+  if ('error' in msg || !(msg.value instanceof Map)) return undefined;
+  const name = msg.value.get('execute');
+  return typeof name === 'string' ? name : undefined;
+}
+
+/** Decode errors and quick commands may wait behind earlier replies; nothing else does. */
+function isBatchable(msg: DecodedMessage): boolean {
+  if ('error' in msg) return true;
+  const name = commandName(msg);
+  return name !== undefined && QUICK.has(name);
 }

@@ -104,8 +104,10 @@ const EMPTY_RETURN = '{"return": {}}\n';
 export function successReply(ret: unknown, id: unknown, hasId: boolean): string {
   // The most common reply of all (guest-ping and every command without a return value).
   if (!hasId && ret !== null && typeof ret === 'object' && !Array.isArray(ret) && !(ret instanceof Map) && Object.keys(ret).length === 0) return EMPTY_RETURN;
+  // One member needs no QDict ordering: exactly what writeJson prints for {return: ret}, without the Map.
+  if (!hasId) return `{"return": ${writeJson(ret)}}\n`;
   const m = new Map<string, unknown>([['return', ret]]);
-  if (hasId) m.set('id', id);
+  m.set('id', id);
   return writeJson(m) + '\n';
 }
 

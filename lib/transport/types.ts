@@ -16,6 +16,14 @@ export interface Channel extends EventEmitter {
    * stops the agent.
    */
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void>;
+  /**
+   * Optional: send replies without waiting for them to be written. The channel takes the
+   * bytes before returning (it may keep the chunks, never the array). Returns undefined when
+   * more may be sent at once, or a Promise to wait for first (back-pressure: the peer is not
+   * reading); a vanished peer drops the bytes, as write() does. For replies whose buffers are
+   * not given back after the write.
+   */
+  send?(chunks: ReadonlyArray<Buffer | string>): Promise<void> | undefined;
   /** Stop reading; a paused channel buffers nothing new (back-pressure while a reply is slow). */
   pause(): void;
   resume(): void;

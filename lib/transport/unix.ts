@@ -16,6 +16,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   private paused = false;
   /** Writes waiting for their callback; all resolved at once if the client goes away. */
   private pendingWrites = new Set<() => void>();
+  /** Senders waiting for the socket to drain (send() under back-pressure); also released by the close. */
+  private drainWaiters: Array<() => void> = [];
 
   constructor(private readonly path: string, private readonly listenFd?: number) { super(); }
 
@@ -53,9 +55,18 @@ export class UnixListenChannel extends EventEmitter implements Channel {
 
   private serve(s: net.Socket): void {
     this.current = s;
+    s.on('drain', () => this.onDrain(s));
     s.on('data', (d: Buffer) => this.emit('data', d));
     this.emit('connect');
     if (!this.paused) s.resume();
+  }
+
+  /** The socket took its buffered bytes: senders held by back-pressure go on. */
+  private onDrain(s: net.Socket): void {
+    if (s !== this.current) return;
+    const waiting = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const done of waiting) done();
   }
 
   private onClose(s: net.Socket): void {
@@ -63,6 +74,9 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     this.current = undefined;
     for (const done of this.pendingWrites) done();
     this.pendingWrites.clear();
+    const waiting = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const done of waiting) done();
     this.emit('disconnect');
     const next = this.waiting.shift();
     if (next) this.serve(next);
@@ -85,6 +99,23 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     });
   }
 
+  send(chunks: ReadonlyArray<Buffer | string>): Promise<void> | undefined {
+    const s = this.current;
+    if (!s || s.destroyed || !s.writable) return undefined;
+    let more: boolean;
+    if (chunks.length === 1) {
+      more = writeChunk(s, chunks[0]);
+    } else {
+      s.cork();
+      more = true;
+      for (const c of chunks) more = writeChunk(s, c);
+      s.uncork();
+    }
+    if (more) return undefined;
+    // Over the socket's high-water mark: wait for 'drain' (one listener per connection) or the close.
+    return new Promise((resolve) => this.drainWaiters.push(resolve));
+  }
+
   pause(): void { this.paused = true; this.current?.pause(); }
   resume(): void { this.paused = false; this.current?.resume(); }
 
@@ -94,4 +125,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     this.waiting = [];
     return new Promise((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
+}
+
+function writeChunk(s: net.Socket, c: Buffer | string): boolean {
+  return typeof c === 'string' ? s.write(c, 'latin1') : s.write(c);
 }
