@@ -27,6 +27,9 @@ bool Base64HaveAvx2();
 // `out` holds garbage); '\n' is skipped; every complete group of 4 characters gives 3 bytes
 // minus one per '=' in its 3rd and 4th position ('=' elsewhere counts as the value 0);
 // a trailing incomplete group is dropped. `out` needs Base64DecodedMax(len) bytes.
-bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len);
+// `kind` picks the implementation (tests compare them); Best uses AVX2 when the CPU has it.
+// In place (out == in) is allowed: output never overtakes unread input.
+bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len,
+                      EncoderKind kind = EncoderKind::Best);
 
 }  // namespace qga

@@ -341,28 +341,33 @@ Napi::Value RecycleReply(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), Lent().Recycle(info[0].As<Napi::Number>().DoubleValue()));
 }
 
+// An optional 'scalar' | 'avx2' | 'best' argument choosing the base64 implementation.
+EncoderKind ArgImpl(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) return EncoderKind::Best;
+  std::string k = info[i].As<Napi::String>().Utf8Value();
+  if (k == "scalar") return EncoderKind::Scalar;
+  if (k == "avx2" && Base64HaveAvx2()) return EncoderKind::Avx2;
+  if (k == "best") return EncoderKind::Best;
+  throw Napi::TypeError::New(info.Env(), "unknown or unavailable implementation '" + k + "'");
+}
+
 // base64Encode(buf, impl?: 'scalar' | 'avx2') -> Buffer (synchronous; tests and benchmarks)
 Napi::Value Base64EncodeJs(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
-  EncoderKind kind = EncoderKind::Best;
-  if (info.Length() > 1 && info[1].IsString()) {
-    std::string k = info[1].As<Napi::String>().Utf8Value();
-    if (k == "scalar") kind = EncoderKind::Scalar;
-    else if (k == "avx2" && Base64HaveAvx2()) kind = EncoderKind::Avx2;
-    else if (k != "best") throw Napi::TypeError::New(info.Env(), "unknown or unavailable encoder '" + k + "'");
-  }
+  EncoderKind kind = ArgImpl(info, 1);
   size_t n = Base64EncodedLength(src.Length());
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), n);
   Base64Encode(src.Data(), src.Length(), out.Data(), kind);
   return out;
 }
 
-// base64DecodeGlib(buf) -> Buffer; throws Error{code:'EQGA'} on invalid characters.
+// base64DecodeGlib(buf, impl?: 'scalar' | 'avx2') -> Buffer; throws Error{code:'EQGA'} on invalid characters.
 Napi::Value Base64DecodeGlibJs(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
+  EncoderKind kind = ArgImpl(info, 1);
   std::string out(Base64DecodedMax(src.Length()), '\0');
   size_t n = 0;
-  if (!Base64DecodeGlib(src.Data(), src.Length(), reinterpret_cast<uint8_t*>(&out[0]), &n))
+  if (!Base64DecodeGlib(src.Data(), src.Length(), reinterpret_cast<uint8_t*>(&out[0]), &n, kind))
     throw QgaError(info.Env(), "Base64 data contains invalid characters");
   return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(out.data()), n);
 }
