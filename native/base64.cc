@@ -120,21 +120,26 @@ const DecodeTables kDec;
 }  // namespace
 
 bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, EncoderKind kind) {
+  const void* nul = memchr(in, 0, len);
+  if (nul != nullptr) len = static_cast<const uint8_t*>(nul) - in;
+  Base64GlibState state;
+  return Base64DecodeGlibPart(in, len, out, out_len, &state, kind);
+}
+
+bool Base64DecodeGlibPart(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, Base64GlibState* state,
+                          EncoderKind kind) {
 #if defined(__x86_64__)
   const bool simd = kind != EncoderKind::Scalar && Base64HaveAvx2();
 #else
   (void)kind;
   const bool simd = false;
 #endif
-  const void* nul = memchr(in, 0, len);
-  if (nul != nullptr) len = static_cast<const uint8_t*>(nul) - in;
-
   uint8_t* const out_start = out;
   size_t i = 0;
   // Slow-path group state: characters collected so far in the current group.
-  uint32_t acc = 0;
-  unsigned have = 0;
-  uint8_t third = 0, fourth = 0;
+  uint32_t acc = state->acc;
+  unsigned have = state->have;
+  uint8_t third = state->third, fourth = state->fourth;
 
   while (i < len) {
     if (have == 0) {
@@ -180,6 +185,10 @@ bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_l
       acc = 0;
     }
   }
+  state->acc = acc;
+  state->have = have;
+  state->third = third;
+  state->fourth = fourth;
   *out_len = out - out_start;
   return true;
 }

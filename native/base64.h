@@ -32,4 +32,15 @@ bool Base64HaveAvx2();
 bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len,
                       EncoderKind kind = EncoderKind::Best);
 
+// The same decoder over an input fed in parts (the caller cuts it at its first NUL): `state`
+// carries a group split between parts, so the parts' outputs concatenated are the whole
+// input's. Each part needs Base64DecodedMax(len) + 3 bytes of output room.
+struct Base64GlibState {
+  uint32_t acc = 0;
+  unsigned have = 0;
+  uint8_t third = 0, fourth = 0;
+};
+bool Base64DecodeGlibPart(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, Base64GlibState* state,
+                          EncoderKind kind = EncoderKind::Best);
+
 }  // namespace qga

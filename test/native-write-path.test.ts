@@ -91,6 +91,48 @@ if (addon) {
     }
   });
 
+  test('writeBase64 without consuming the source (payloads over 4 MiB go through the decoder in parts): same results as in place', async () => {
+    const dir = tempDir('native-write-parts');
+    try {
+      const data = randomBytes(6 * 1024 * 1024 + 1, rnd);
+      const plain = data.toString('base64');
+      const variants: Array<[string, string, number]> = [
+        ['plain', plain, -1],
+        ['newline-wrapped', plain.replace(/.{76}/g, '$&\n'), -1],
+        ['odd newlines', plain.replace(/.{4194301}/g, '$&\n\n'), -1],
+        ['count below the total', plain, 5 * 1024 * 1024 + 3],
+        ['count above the total', plain, data.length + 1],
+        ['bad at the start', '!' + plain.slice(1), -1],
+        ['bad in the middle', plain.slice(0, 4194304) + '*' + plain.slice(4194305), -1],
+        ['bad at the end', plain.slice(0, -1) + '-', -1],
+        ['= in the middle', plain.slice(0, 4194302) + '==' + plain.slice(4194304), -1],
+        ['NUL after 5 MiB', plain.slice(0, 7000001) + '\0' + plain.slice(7000002), -1],
+      ];
+      for (const [name, text, count] of variants) {
+        const results: string[] = [];
+        for (const inPlace of [true, false]) {
+          const file = path.join(dir, `${name}-${inPlace}`);
+          const fd = fs.openSync(file, 'w');
+          let r: string;
+          try {
+            r = String(await a.writeBase64(fd, 0, Buffer.from(text, 'latin1'), 0, text.length, count, inPlace));
+          } catch (e) {
+            r = (e as Error).message;
+          } finally {
+            fs.closeSync(fd);
+          }
+          const onDisk = fs.readFileSync(file);
+          results.push(`${r} ${onDisk.length} ${onDisk.toString('base64').slice(-40)}`);
+        }
+        assert.is(results[1], results[0], name);
+      }
+      assert.ok(fs.readFileSync(path.join(dir, 'plain-false')).equals(data));
+      assert.is(fs.statSync(path.join(dir, 'bad at the end-false')).size, 0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   // The JS scan's definition (decoder.ts DQ_PLAIN / SQ_PLAIN), byte by byte.
   const plain = (c: number, quote: number) => c >= 0x20 && c <= 0xfd && c !== 0x5c && c !== quote;
   function referenceScan(buf: Uint8Array, from: number, to: number, quote: number): number {
