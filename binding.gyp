@@ -16,7 +16,8 @@
             "native/power.cc",
             "native/vsock.cc",
             "native/fd_watch.cc",
-            "native/netif.cc"
+            "native/netif.cc",
+            "native/json_scan.cc"
           ],
           "libraries": ["-lcrypt"]
         }]

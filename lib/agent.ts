@@ -4,7 +4,8 @@
  * queued, so a flood of pipelined requests cannot grow memory without bound.
  */
 import type { Channel } from './transport/types';
-import { StreamDecoder, type DecodedMessage } from './protocol/decoder';
+import { StreamDecoder, type DecodedMessage, type StringScanner } from './protocol/decoder';
+import { loadAddon } from './backend/load-addon';
 import { errorReply } from './protocol/encoder';
 import { Dispatcher, type Reply } from './dispatcher';
 import { allCommands } from './commands';
@@ -21,6 +22,13 @@ const MAX_QUEUED = 256;
 const BATCH_BYTES = 256 * 1024;
 
 const QUICK = new Set(['guest-ping', 'guest-sync', 'guest-sync-delimited', 'guest-info', 'guest-get-time', 'guest-fsfreeze-status']);
+
+/** The addon's string scan for the decoder (native backend only; the fallback stays pure JS). */
+function nativeStringScanner(): StringScanner | undefined {
+  const r = loadAddon();
+  if ('error' in r || typeof r.addon.scanJsonString !== 'function') return undefined;
+  return r.addon.scanJsonString.bind(r.addon);
+}
 
 interface Queued { msg: DecodedMessage; generation: number }
 
@@ -41,7 +49,7 @@ export class Agent {
   readonly state: StateStore;
   readonly dispatcher: Dispatcher;
   readonly services: AgentServices = {};
-  private readonly decoder = new StreamDecoder();
+  private readonly decoder: StreamDecoder;
   private queue: Queued[] = [];
   private running = false;
   private paused = false;
@@ -60,6 +68,7 @@ export class Agent {
     this.channel = opts.channel;
     this.log = opts.log ?? new Logger(opts.config.verbose, opts.config.logfile);
     this.state = opts.state ?? StateStore.open(opts.config.statedir);
+    this.decoder = new StreamDecoder(this.backend.kind === 'native' ? nativeStringScanner() : undefined);
     this.dispatcher = new Dispatcher(opts.commands ?? allCommands, { blockRpcs: opts.config.blockRpcs, allowRpcs: opts.config.allowRpcs }, {
       backend: this.backend, config: this.config, state: this.state, log: this.log, services: this.services,
     });

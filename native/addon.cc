@@ -10,6 +10,7 @@ void InitPower(Napi::Env env, Napi::Object exports);
 void InitVsock(Napi::Env env, Napi::Object exports);
 void InitFdWatch(Napi::Env env, Napi::Object exports);
 void InitNetif(Napi::Env env, Napi::Object exports);
+void InitJsonScan(Napi::Env env, Napi::Object exports);
 
 // Bumped whenever the JS-visible interface changes; the loader refuses a stale build.
 constexpr int kAbiVersion = 1;
@@ -25,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qga::InitVsock(env, exports);
   qga::InitFdWatch(env, exports);
   qga::InitNetif(env, exports);
+  qga::InitJsonScan(env, exports);
   return exports;
 }
 

@@ -74,6 +74,7 @@ void EncodeScalar(const uint8_t* in, size_t n, uint8_t* out) {
 }  // namespace
 
 #if defined(__x86_64__)
+size_t DecodeAvx2Body(const uint8_t* in, size_t n, uint8_t* out);  // base64_avx2.cc
 size_t EncodeAvx2Body(const uint8_t* in, size_t n, uint8_t* out);  // base64_avx2.cc
 bool Base64HaveAvx2() {
   static const bool have = __builtin_cpu_supports("avx2");
@@ -118,19 +119,38 @@ const DecodeTables kDec;
 
 }  // namespace
 
-bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len) {
+bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, EncoderKind kind) {
   const void* nul = memchr(in, 0, len);
   if (nul != nullptr) len = static_cast<const uint8_t*>(nul) - in;
+  Base64GlibState state;
+  return Base64DecodeGlibPart(in, len, out, out_len, &state, kind);
+}
 
+bool Base64DecodeGlibPart(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, Base64GlibState* state,
+                          EncoderKind kind) {
+#if defined(__x86_64__)
+  const bool simd = kind != EncoderKind::Scalar && Base64HaveAvx2();
+#else
+  (void)kind;
+  const bool simd = false;
+#endif
   uint8_t* const out_start = out;
   size_t i = 0;
   // Slow-path group state: characters collected so far in the current group.
-  uint32_t acc = 0;
-  unsigned have = 0;
-  uint8_t third = 0, fourth = 0;
+  uint32_t acc = state->acc;
+  unsigned have = state->have;
+  uint8_t third = state->third, fourth = state->fourth;
 
   while (i < len) {
     if (have == 0) {
+#if defined(__x86_64__)
+      // Fastest path: whole 32-character blocks of plain alphabet characters.
+      if (simd && i + 32 <= len) {
+        size_t used = DecodeAvx2Body(in + i, len - i, out);
+        i += used;
+        out += used / 4 * 3;
+      }
+#endif
       // Fast path: four plain alphabet characters at a group boundary.
       while (i + 4 <= len) {
         uint32_t v = kDec.shifted[0][in[i]] | kDec.shifted[1][in[i + 1]] | kDec.shifted[2][in[i + 2]] |
@@ -165,6 +185,10 @@ bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_l
       acc = 0;
     }
   }
+  state->acc = acc;
+  state->have = have;
+  state->third = third;
+  state->fourth = fourth;
   *out_len = out - out_start;
   return true;
 }

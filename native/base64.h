@@ -27,6 +27,20 @@ bool Base64HaveAvx2();
 // `out` holds garbage); '\n' is skipped; every complete group of 4 characters gives 3 bytes
 // minus one per '=' in its 3rd and 4th position ('=' elsewhere counts as the value 0);
 // a trailing incomplete group is dropped. `out` needs Base64DecodedMax(len) bytes.
-bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len);
+// `kind` picks the implementation (tests compare them); Best uses AVX2 when the CPU has it.
+// In place (out == in) is allowed: output never overtakes unread input.
+bool Base64DecodeGlib(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len,
+                      EncoderKind kind = EncoderKind::Best);
+
+// The same decoder over an input fed in parts (the caller cuts it at its first NUL): `state`
+// carries a group split between parts, so the parts' outputs concatenated are the whole
+// input's. Each part needs Base64DecodedMax(len) + 3 bytes of output room.
+struct Base64GlibState {
+  uint32_t acc = 0;
+  unsigned have = 0;
+  uint8_t third = 0, fourth = 0;
+};
+bool Base64DecodeGlibPart(const uint8_t* in, size_t len, uint8_t* out, size_t* out_len, Base64GlibState* state,
+                          EncoderKind kind = EncoderKind::Best);
 
 }  // namespace qga

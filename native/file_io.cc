@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -228,8 +229,10 @@ class ReadFileReplyWorker : public PromiseWorker {
   bool eof_ = false;
 };
 
-// Decode scratch per pool thread, kept between calls unless it grew large.
+// Decode scratch per pool thread, kept between calls: payloads decoding to more than this go
+// through it in parts of kPartChars characters.
 constexpr size_t kKeepScratch = 4u << 20;
+constexpr size_t kPartChars = 4u << 20;
 thread_local std::string tls_scratch;
 
 class WriteBase64Worker : public PromiseWorker {
@@ -251,35 +254,79 @@ class WriteBase64Worker : public PromiseWorker {
       if (!Base64DecodeGlib(data_, len_, out, &decoded)) return error_.SetQga("Base64 data contains invalid characters");
       return Write(out, decoded);
     }
+    if (Base64DecodedMax(len_) > kKeepScratch) return DecodeAndWriteInParts();
     std::string& scratch = tls_scratch;
     scratch.resize(Base64DecodedMax(len_));
     uint8_t* out = reinterpret_cast<uint8_t*>(&scratch[0]);
     size_t decoded = 0;
-    bool ok = Base64DecodeGlib(data_, len_, out, &decoded);
-    if (ok) Write(out, decoded);
-    if (scratch.size() > kKeepScratch) std::string().swap(scratch);
-    if (!ok) error_.SetQga("Base64 data contains invalid characters");
+    if (!Base64DecodeGlib(data_, len_, out, &decoded)) return error_.SetQga("Base64 data contains invalid characters");
+    Write(out, decoded);
+  }
+
+  // A large payload that may not be overwritten: rather than a scratch block as big as the data
+  // (fresh memory, page-faulted on every call), decode it twice through the kept scratch: once
+  // to check every character and count the bytes (nothing may be written if any is invalid),
+  // then again, part by part, into the file.
+  void DecodeAndWriteInParts() {
+    const void* nul = memchr(data_, 0, len_);
+    const size_t len = nul != nullptr ? static_cast<const uint8_t*>(nul) - data_ : len_;
+    std::string& scratch = tls_scratch;
+    scratch.resize(kPartChars / 4 * 3 + 3);
+    uint8_t* out = reinterpret_cast<uint8_t*>(&scratch[0]);
+    size_t total = 0;
+    Base64GlibState check;
+    for (size_t at = 0; at < len; at += kPartChars) {
+      size_t got = 0;
+      if (!Base64DecodeGlibPart(data_ + at, std::min(kPartChars, len - at), out, &got, &check))
+        return error_.SetQga("Base64 data contains invalid characters");
+      total += got;
+    }
+    size_t want = 0;
+    if (!CheckCount(total, &want)) return;
+    Base64GlibState state;
+    for (size_t at = 0; at < len && written_ < want; at += kPartChars) {
+      size_t got = 0;
+      Base64DecodeGlibPart(data_ + at, std::min(kPartChars, len - at), out, &got, &state);
+      size_t before = written_;
+      if (!WriteSome(out, std::min(got, want - written_))) return;
+      if (written_ - before < std::min(got, want - before)) return;  // short write: reported as is
+    }
+  }
+
+  bool CheckCount(size_t decoded, size_t* want) {
+    if (count_ < -1 || (count_ >= 0 && static_cast<uint64_t>(count_) > decoded)) {
+      error_.SetQga("value '" + Decimal(count_) + "' is invalid for argument count");
+      return false;
+    }
+    *want = count_ == -1 ? decoded : static_cast<size_t>(count_);
+    return true;
   }
 
   void Write(const uint8_t* out, size_t decoded) {
-    if (count_ < -1 || (count_ >= 0 && static_cast<uint64_t>(count_) > decoded))
-      return error_.SetQga("value '" + Decimal(count_) + "' is invalid for argument count");
-    size_t want = count_ == -1 ? decoded : static_cast<size_t>(count_);
+    size_t want = 0;
+    if (CheckCount(decoded, &want)) WriteSome(out, want);
+  }
+
+  // Writes up to n bytes at the position after what was written so far (written_ grows).
+  // False on an error (set); a full non-blocking pipe after some bytes stops early, like fwrite.
+  bool WriteSome(const uint8_t* out, size_t n) {
     size_t done = 0;
-    while (done < want) {
-      ssize_t w = position_ < 0 ? write(fd_, out + done, want - done)
-                                : pwrite(fd_, out + done, want - done, position_ + static_cast<off_t>(done));
+    while (done < n) {
+      off_t at = position_ + static_cast<off_t>(written_);
+      ssize_t w = position_ < 0 ? write(fd_, out + done, n - done) : pwrite(fd_, out + done, n - done, at);
       if (w > 0) {
         done += static_cast<size_t>(w);
+        written_ += static_cast<size_t>(w);
       } else if (w < 0 && errno == EINTR) {
         continue;
-      } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && done > 0) {
+      } else if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && written_ > 0) {
         break;  // a full non-blocking pipe: report the short write, like fwrite would
       } else {
-        return error_.SetErrno(w < 0 ? errno : EIO, position_ < 0 ? "write" : "pwrite");
+        error_.SetErrno(w < 0 ? errno : EIO, position_ < 0 ? "write" : "pwrite");
+        return false;
       }
     }
-    written_ = done;
+    return true;
   }
 
   Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(written_)); }
@@ -341,28 +388,33 @@ Napi::Value RecycleReply(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), Lent().Recycle(info[0].As<Napi::Number>().DoubleValue()));
 }
 
+// An optional 'scalar' | 'avx2' | 'best' argument choosing the base64 implementation.
+EncoderKind ArgImpl(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsString()) return EncoderKind::Best;
+  std::string k = info[i].As<Napi::String>().Utf8Value();
+  if (k == "scalar") return EncoderKind::Scalar;
+  if (k == "avx2" && Base64HaveAvx2()) return EncoderKind::Avx2;
+  if (k == "best") return EncoderKind::Best;
+  throw Napi::TypeError::New(info.Env(), "unknown or unavailable implementation '" + k + "'");
+}
+
 // base64Encode(buf, impl?: 'scalar' | 'avx2') -> Buffer (synchronous; tests and benchmarks)
 Napi::Value Base64EncodeJs(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
-  EncoderKind kind = EncoderKind::Best;
-  if (info.Length() > 1 && info[1].IsString()) {
-    std::string k = info[1].As<Napi::String>().Utf8Value();
-    if (k == "scalar") kind = EncoderKind::Scalar;
-    else if (k == "avx2" && Base64HaveAvx2()) kind = EncoderKind::Avx2;
-    else if (k != "best") throw Napi::TypeError::New(info.Env(), "unknown or unavailable encoder '" + k + "'");
-  }
+  EncoderKind kind = ArgImpl(info, 1);
   size_t n = Base64EncodedLength(src.Length());
   Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), n);
   Base64Encode(src.Data(), src.Length(), out.Data(), kind);
   return out;
 }
 
-// base64DecodeGlib(buf) -> Buffer; throws Error{code:'EQGA'} on invalid characters.
+// base64DecodeGlib(buf, impl?: 'scalar' | 'avx2') -> Buffer; throws Error{code:'EQGA'} on invalid characters.
 Napi::Value Base64DecodeGlibJs(const Napi::CallbackInfo& info) {
   Napi::Buffer<uint8_t> src = ArgBuffer(info, 0, "buf");
+  EncoderKind kind = ArgImpl(info, 1);
   std::string out(Base64DecodedMax(src.Length()), '\0');
   size_t n = 0;
-  if (!Base64DecodeGlib(src.Data(), src.Length(), reinterpret_cast<uint8_t*>(&out[0]), &n))
+  if (!Base64DecodeGlib(src.Data(), src.Length(), reinterpret_cast<uint8_t*>(&out[0]), &n, kind))
     throw QgaError(info.Env(), "Base64 data contains invalid characters");
   return Napi::Buffer<uint8_t>::Copy(info.Env(), reinterpret_cast<const uint8_t*>(out.data()), n);
 }

@@ -39,7 +39,9 @@ export interface NativeAddon {
   /** With inPlace the decoded bytes overwrite src from `start` on (the caller is done with it). */
   writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number, inPlace?: boolean): Promise<number>;
   base64Encode(buf: Buffer, impl?: 'best' | 'scalar' | 'avx2'): Buffer;
-  base64DecodeGlib(buf: Buffer): Buffer;
+  base64DecodeGlib(buf: Buffer, impl?: 'scalar' | 'avx2' | 'best'): Buffer;
+  /** The decoder's string scan (native/json_scan.cc); missing in addons built before it. */
+  scanJsonString?(buf: Uint8Array, from: number, to: number, quote: number): number;
 }
 
 export type LoadAddonResult = { addon: NativeAddon } | { error: Error; tried: string[] };

@@ -98,6 +98,20 @@ function scanPlain(chunk: Uint8Array, i: number, n: number, plain: Uint8Array): 
     return i;
   }
 }
+/**
+ * A faster equivalent of scanPlain for long runs (the addon's scanJsonString): the index of the
+ * first byte in [from, to) that is not plain for `quote` (or `to`), as -(index + 1) when a
+ * byte >= 0x80 came before it. Results must be exactly scanPlain's.
+ */
+export type StringScanner = (buf: Uint8Array, from: number, to: number, quote: number) => number;
+/**
+ * The addon is called only with at least SCANNER_MIN bytes left in the chunk, and only after
+ * the JS loop went SCANNER_PROBE bytes without the string ending: for the short strings of
+ * ordinary (e.g. pipelined) requests the call would cost more than it saves.
+ */
+const SCANNER_MIN = 512;
+const SCANNER_PROBE = 64;
+
 const isDigit = (b: number) => b >= 0x30 && b <= 0x39;
 const isLower = (b: number) => b >= 0x61 && b <= 0x7a;
 const isWhite = (b: number) => b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
@@ -107,6 +121,9 @@ const endsRecovery = (b: number) =>
   (b < 0x20 && b !== 0x09) || b >= 0xfe;
 
 export class StreamDecoder {
+  /** `scanString`: an optional native scan for long strings (the base64 of file writes). */
+  constructor(private readonly scanString?: StringScanner) {}
+
   private state = St.Start;
   /** Bytes of the message being collected (from its first token on). */
   private chunks: Buffer[] = [];
@@ -173,8 +190,14 @@ export class StreamDecoder {
           i++; continue;
         case St.DqString:
         case St.SqString: {
-          i = scanPlain(chunk, i, n, this.state === St.DqString ? DQ_PLAIN : SQ_PLAIN);
+          // Short strings end within the JS probe; only a long run goes on in the addon.
+          const probeEnd = this.scanString !== undefined && n - i >= SCANNER_MIN ? i + SCANNER_PROBE : n;
+          i = scanPlain(chunk, i, probeEnd, this.state === St.DqString ? DQ_PLAIN : SQ_PLAIN);
           if (scanHighBits & 0x80) this.strNeedsDecode = true;
+          if (i === probeEnd && probeEnd < n) {
+            const r = this.scanString!(chunk, i, n, this.state === St.DqString ? 0x22 : 0x27);
+            if (r < 0) { i = -r - 1; this.strNeedsDecode = true; } else i = r;
+          }
           if (i >= n) continue;
           const c = chunk[i];
           i++;
