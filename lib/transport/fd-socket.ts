@@ -15,7 +15,14 @@ const WRITABLE = 2;
 const PEER_CLOSED = 4;
 /** Reads land in a slab at least this free; a smaller rest is left and a new slab taken. */
 const MIN_READ = 64 * 1024;
-const SLAB_BYTES = 1024 * 1024;
+const SLAB_BYTES = 256 * 1024;
+/**
+ * The slab reads go to, shared by all connections (clients come one after another, each
+ * often sending a few hundred bytes). Bytes handed out are never written again: the decoder
+ * may keep views of them, so a full slab is replaced, not reused.
+ */
+let slab: Buffer = Buffer.alloc(0);
+let slabUsed = 0;
 /** Unwritten bytes beyond which send() asks the caller to wait (net.Socket's default high-water mark). */
 const HIGH_WATER = 16 * 1024;
 
@@ -48,8 +55,6 @@ interface Waiter { until: number; resolve: () => void }
 
 export class FdSocket {
   private readonly watcher: FdWatcher;
-  private slab: Buffer = Buffer.allocUnsafeSlow(0);
-  private slabUsed = 0;
   private reading = false;
   private readEnded = false;
   private closed = false;
@@ -192,13 +197,12 @@ export class FdSocket {
   }
 
   private readOnce(): void {
-    if (this.slab.length - this.slabUsed < MIN_READ) {
-      // Bytes handed out stay untouched (the decoder may keep views of them): a new slab.
-      this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-      this.slabUsed = 0;
+    if (slab.length - slabUsed < MIN_READ) {
+      slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+      slabUsed = 0;
     }
-    const start = this.slabUsed;
-    const n = this.io.read(this.fd, this.slab, start, this.slab.length - start);
+    const start = slabUsed;
+    const n = this.io.read(this.fd, slab, start, slab.length - start);
     if (n === EAGAIN) return;
     if (n < 0) { this.fail(); return; }
     if (n === 0) {
@@ -207,8 +211,8 @@ export class FdSocket {
       this.on.end();
       return;
     }
-    this.slabUsed += n;
-    this.on.data(this.slab.subarray(start, start + n));
+    slabUsed += n;
+    this.on.data(slab.subarray(start, start + n));
   }
 
   /** EPIPE, ECONNRESET, a failed watch: the client is gone, which is just a disconnect. */
