@@ -68,14 +68,15 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   private serve(s: net.Socket): void {
     this.current = s;
     const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (this.fdIo && fd !== undefined && fd >= 0) { this.serveFd(s, fd, this.fdIo); return; }
+    if (this.fdIo && fd !== undefined && fd >= 0 && this.serveFd(s, fd, this.fdIo)) return;
     s.on('drain', () => this.onDrain(s));
     s.on('data', (d: Buffer) => this.emit('data', d));
     this.emit('connect');
     if (!this.paused) s.resume();
   }
 
-  private serveFd(s: net.Socket, fd: number, io: FdSocketIo): void {
+  /** Serves `s` through its descriptor; false when it cannot be watched (then net.Socket serves it). */
+  private serveFd(s: net.Socket, fd: number, io: FdSocketIo): boolean {
     let conn: FdSocket;
     try {
       conn = new FdSocket(io, fd, {
@@ -85,15 +86,13 @@ export class UnixListenChannel extends EventEmitter implements Channel {
         // comes on a later tick, so a write failing inside a reply never re-enters the agent).
         closed: () => { if (this.currentFd === conn) this.currentFd = undefined; s.destroy(); },
       });
-    } catch (e) {
-      // The descriptor cannot be watched (should not happen for a socket): the stream path.
-      this.emit('error', e as Error);
-      s.destroy();
-      return;
+    } catch {
+      return false;
     }
     this.currentFd = conn;
     this.emit('connect');
     conn.setReading(!this.paused);
+    return true;
   }
 
   /** The socket took its buffered bytes: senders held by back-pressure go on. */
