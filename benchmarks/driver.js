@@ -105,6 +105,7 @@ async function main() {
   if (opts.profile) { fs.mkdirSync(opts.profile, { recursive: true }); nodeFlags.push('--cpu-prof', `--cpu-prof-dir=${opts.profile}`); }
   let specs = agentSpecs({ qemuGa, echo, nodeFlags });
   if (opts.agents) specs = specs.filter((s) => opts.agents.includes(s.id));
+  else specs = specs.filter((s) => !s.onlyWhenAsked);
   const agentSpecsRun = specs.filter((s) => s.available);
   const realAgents = agentSpecsRun.filter((s) => s.kind !== 'echo');
 

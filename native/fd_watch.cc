@@ -11,12 +11,24 @@
 // re-arms its watch.
 //
 // JS interface: watchFd(fd, callback(status, events)) -> FdWatcher with start(), stop(),
-// backoff(ms), close(). `status` is 0 or a negative libuv error (the poll was stopped by
-// libuv); `events` has 1 (readable, also reported on hang-up) and 4 (peer closed) bits.
+// backoff(ms), setEvents(mask), close(). `status` is 0 or a negative libuv error (the poll was
+// stopped by libuv); `events` has 1 (readable, also reported on hang-up), 2 (writable: only
+// when asked for with setEvents) and 4 (peer closed) bits.
+//
+// A socket driven this way (the unix-listen client) is read and written with
+// readFdNonBlocking / writeFdNonBlocking: one system call each, on the loop thread, never
+// waiting (EAGAIN comes back as -11), so a request costs no stream machinery.
 // close() must come before the descriptor is closed: libuv aborts on a watched descriptor
 // that no longer exists.
 #include <napi.h>
 
+#include <errno.h>
+#include <limits.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <string>
 #include <vector>
 
 #include "common.h"
@@ -38,6 +50,7 @@ struct Watch {
   uv_timer_t timer;
   napi_ref callback = nullptr;
   napi_async_context async_context = nullptr;
+  int events = kEvents;     // what the poll asks for (setEvents())
   bool wanted = true;       // events requested (start() / stop())
   bool sleeping = false;    // a back-off timer will restart the poll
   bool closed = false;      // close() was called (or the environment is going away)
@@ -103,7 +116,7 @@ void OnPoll(uv_poll_t* h, int status, int events) {
 void OnTimer(uv_timer_t* h) {
   Watch* w = static_cast<Watch*>(h->data);
   w->sleeping = false;
-  if (!w->closed && w->wanted) uv_poll_start(&w->poll, kEvents, OnPoll);
+  if (!w->closed && w->wanted) uv_poll_start(&w->poll, w->events, OnPoll);
 }
 
 class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
@@ -111,7 +124,8 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "FdWatcher",
                        {InstanceMethod("start", &FdWatcher::Start), InstanceMethod("stop", &FdWatcher::Stop),
-                        InstanceMethod("backoff", &FdWatcher::Backoff), InstanceMethod("close", &FdWatcher::Close)});
+                        InstanceMethod("backoff", &FdWatcher::Backoff), InstanceMethod("setEvents", &FdWatcher::SetEvents),
+                        InstanceMethod("close", &FdWatcher::Close)});
   }
 
   explicit FdWatcher(const Napi::CallbackInfo& info) : Napi::ObjectWrap<FdWatcher>(info) {
@@ -138,7 +152,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     napi_async_init(env, info.This(), Napi::String::New(env, "qga:fd-watch"), &w->async_context);
     napi_add_env_cleanup_hook(env, CleanupHook, w);
     watch_ = w;
-    uv_poll_start(&w->poll, kEvents, OnPoll);
+    uv_poll_start(&w->poll, w->events, OnPoll);
   }
 
   ~FdWatcher() override {
@@ -155,7 +169,7 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     Watch* w = watch_;
     if (w != nullptr && !w->closed) {
       w->wanted = true;
-      if (!w->sleeping) uv_poll_start(&w->poll, kEvents, OnPoll);
+      if (!w->sleeping) uv_poll_start(&w->poll, w->events, OnPoll);
     }
     return info.Env().Undefined();
   }
@@ -183,6 +197,20 @@ class FdWatcher : public Napi::ObjectWrap<FdWatcher> {
     return info.Env().Undefined();
   }
 
+  // Watches for `mask` (1 readable, 2 writable, 4 peer closed; 0 = nothing) from now on.
+  Napi::Value SetEvents(const Napi::CallbackInfo& info) {
+    int64_t mask = ArgInt64(info, 0, "mask");
+    if (mask < 0 || mask > (UV_READABLE | UV_WRITABLE | UV_DISCONNECT)) throw Napi::RangeError::New(info.Env(), "bad event mask");
+    Watch* w = watch_;
+    if (w != nullptr && !w->closed) {
+      w->events = static_cast<int>(mask);
+      w->wanted = mask != 0;
+      if (w->sleeping) return info.Env().Undefined();
+      if (mask != 0) uv_poll_start(&w->poll, w->events, OnPoll); else uv_poll_stop(&w->poll);
+    }
+    return info.Env().Undefined();
+  }
+
   // Stops watching for good; the descriptor may be closed right after. Idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     if (watch_ != nullptr) CloseWatch(watch_, false);
@@ -200,6 +228,71 @@ Napi::Value WatchFd(const Napi::CallbackInfo& info) {
   return ctor->New(args);
 }
 
+int ArgFd(const Napi::CallbackInfo& info) {
+  int64_t fd = ArgInt64(info, 0, "fd");
+  if (fd < 0 || fd > INT32_MAX) throw Napi::RangeError::New(info.Env(), "bad file descriptor");
+  return static_cast<int>(fd);
+}
+
+// readFdNonBlocking(fd, buffer, offset, length) -> bytes read (0 at end of file) or -errno
+// (-EAGAIN when nothing is there). The descriptor must be non-blocking: this runs on the loop.
+Napi::Value ReadFdNonBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info);
+  if (info.Length() < 2 || !info[1].IsBuffer()) throw Napi::TypeError::New(env, "argument 'buffer' must be a Buffer");
+  auto buf = info[1].As<Napi::Buffer<uint8_t>>();
+  int64_t offset = ArgInt64(info, 2, "offset");
+  int64_t length = ArgInt64(info, 3, "length");
+  if (offset < 0 || length < 0 || static_cast<uint64_t>(offset + length) > buf.Length()) throw Napi::RangeError::New(env, "range outside the buffer");
+  ssize_t n;
+  do n = read(fd, buf.Data() + offset, static_cast<size_t>(length));
+  while (n < 0 && errno == EINTR);
+  return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
+// writeFdNonBlocking(fd, chunks) -> bytes written (possibly fewer than given) or -errno
+// (-EAGAIN when the socket buffer is full). Chunks are Buffers or latin1 strings. A socket is
+// written with MSG_NOSIGNAL: a vanished reader is EPIPE, never a signal.
+Napi::Value WriteFdNonBlocking(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info);
+  if (info.Length() < 2 || !info[1].IsArray()) throw Napi::TypeError::New(env, "argument 'chunks' must be an array");
+  auto chunks = info[1].As<Napi::Array>();
+  uint32_t count = chunks.Length();
+  if (count > IOV_MAX) count = IOV_MAX;  // the rest goes on the next call, as after any short write
+  std::vector<struct iovec> iov(count);
+  std::vector<std::string> strings;  // latin1 copies of string chunks, alive until the write
+  strings.reserve(count);
+  for (uint32_t i = 0; i < count; i++) {
+    Napi::Value c = chunks.Get(i);
+    if (c.IsBuffer()) {
+      auto b = c.As<Napi::Buffer<uint8_t>>();
+      iov[i].iov_base = b.Data();
+      iov[i].iov_len = b.Length();
+    } else if (c.IsString()) {
+      size_t len = 0;
+      napi_get_value_string_latin1(env, c, nullptr, 0, &len);
+      strings.emplace_back(len + 1, '\0');
+      napi_get_value_string_latin1(env, c, &strings.back()[0], len + 1, &len);
+      iov[i].iov_base = &strings.back()[0];
+      iov[i].iov_len = len;
+    } else {
+      throw Napi::TypeError::New(env, "chunks must be Buffers or strings");
+    }
+  }
+  struct msghdr msg = {};
+  msg.msg_iov = iov.data();
+  msg.msg_iovlen = count;
+  ssize_t n;
+  do n = sendmsg(fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  while (n < 0 && errno == EINTR);
+  if (n < 0 && errno == ENOTSOCK) {
+    do n = writev(fd, iov.data(), static_cast<int>(count));
+    while (n < 0 && errno == EINTR);
+  }
+  return Napi::Number::New(env, n < 0 ? -errno : static_cast<double>(n));
+}
+
 void DeleteConstructor(void* arg) { delete static_cast<Napi::FunctionReference*>(arg); }
 
 }  // namespace
@@ -208,6 +301,8 @@ void InitFdWatch(Napi::Env env, Napi::Object exports) {
   auto* ctor = new Napi::FunctionReference(Napi::Persistent(FdWatcher::Define(env)));
   napi_add_env_cleanup_hook(env, DeleteConstructor, ctor);
   exports.Set("watchFd", Napi::Function::New(env, WatchFd, "watchFd", ctor));
+  exports.Set("readFdNonBlocking", Napi::Function::New(env, ReadFdNonBlocking, "readFdNonBlocking"));
+  exports.Set("writeFdNonBlocking", Napi::Function::New(env, WriteFdNonBlocking, "writeFdNonBlocking"));
 }
 
 }  // namespace qga

@@ -46,6 +46,9 @@ function agentSpecs({ qemuGa, echo, nodeFlags = [] }) {
     available: true,
   });
   const specs = [nodeAgent('native'), nodeAgent('fallback')];
+  // The native agent with the unix-listen client on net.Socket (no fd driver): only when asked
+  // for with --agents (transport comparisons in one run).
+  specs.push({ ...nodeAgent('native'), id: 'native-stream', label: 'node-qga native (net.Socket)', env: { NODE_QGA_FD_WATCH: 'poll' }, onlyWhenAsked: true });
   specs.push({
     id: 'qemu-ga',
     label: qemuGa.version ? `qemu-ga ${qemuGa.version}` : 'qemu-ga',
@@ -105,7 +108,7 @@ async function startAgent(spec, workDir, tag, extraArgs = []) {
   const sock = path.join(dir, 'agent.sock');
   const log = fs.openSync(path.join(dir, 'stderr.log'), 'a');
   const t0 = performance.now();
-  const child = spawn(spec.command, spec.args(sock, statedir, extraArgs), { cwd: dir, stdio: ['ignore', log, log] });
+  const child = spawn(spec.command, spec.args(sock, statedir, extraArgs), { cwd: dir, stdio: ['ignore', log, log], env: spec.env ? { ...process.env, ...spec.env } : process.env });
   fs.closeSync(log);
   const agent = new RunningAgent(spec, child, sock, dir);
   try {

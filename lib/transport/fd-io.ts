@@ -126,11 +126,13 @@ export interface FdWatcher {
   stop(): void;
   /** Not watched for `ms`, then watched again: the hang-up back-off, without a spin. */
   backoff(ms: number): void;
+  /** Watches for `mask` from now on (1 readable, 2 writable, 4 peer closed; 0 = nothing). */
+  setEvents(mask: number): void;
   /** Stops for good; call before closing the descriptor. Idempotent. */
   close(): void;
 }
 
-/** `status` < 0 is a libuv error (the watch stopped); `events` bit 1 = readable or hung up, 4 = peer closed. */
+/** `status` < 0 is a libuv error (the watch stopped); `events` bit 1 = readable or hung up, 2 = writable, 4 = peer closed. */
 export type WatchFd = (fd: number, onReady: (status: number, events: number) => void) => FdWatcher;
 
 /**

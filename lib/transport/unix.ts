@@ -2,16 +2,25 @@ import { EventEmitter } from 'node:events';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import type { Channel } from './types';
+import { FdSocket, loadFdSocketIo, type FdSocketIo } from './fd-socket';
 
 /**
  * `-m unix-listen`: one client at a time, as qemu-ga serves it. Clients that connect while
  * another is served are held unread (their requests wait, like in qemu-ga's backlog) and
  * taken in order when the current one leaves. A client vanishing mid-reply is just a
  * disconnect. The socket file is created with mode 0600: only root talks to the agent.
+ *
+ * net.Server accepts; the client being served is then driven through its descriptor by
+ * FdSocket (the addon's watcher, one read and one write system call per request) when the
+ * addon has it, else by its net.Socket (no addon, NODE_QGA_FD_WATCH=poll). The net.Socket
+ * owns the descriptor either way and closes it, after the watcher is closed.
  */
 export class UnixListenChannel extends EventEmitter implements Channel {
   private server?: net.Server;
   private current?: net.Socket;
+  /** The current client's descriptor driver (fd path), undefined on the net.Socket path. */
+  private currentFd?: FdSocket;
+  private readonly fdIo: FdSocketIo | undefined = loadFdSocketIo();
   private waiting: net.Socket[] = [];
   private paused = false;
   /** Writes waiting for their callback; all resolved at once if the client goes away. */
@@ -22,6 +31,9 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   constructor(private readonly path: string, private readonly listenFd?: number) { super(); }
 
   get description(): string { return `unix-listen:${this.path}`; }
+
+  /** How clients are driven: 'fd' (the addon's watcher, FdSocket) or 'stream' (net.Socket). */
+  get driver(): 'fd' | 'stream' { return this.fdIo ? 'fd' : 'stream'; }
 
   start(): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -55,10 +67,32 @@ export class UnixListenChannel extends EventEmitter implements Channel {
 
   private serve(s: net.Socket): void {
     this.current = s;
+    const fd = (s as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.fdIo && fd !== undefined && fd >= 0 && this.serveFd(s, fd, this.fdIo)) return;
     s.on('drain', () => this.onDrain(s));
     s.on('data', (d: Buffer) => this.emit('data', d));
     this.emit('connect');
     if (!this.paused) s.resume();
+  }
+
+  /** Serves `s` through its descriptor; false when it cannot be watched (then net.Socket serves it). */
+  private serveFd(s: net.Socket, fd: number, io: FdSocketIo): boolean {
+    let conn: FdSocket;
+    try {
+      conn = new FdSocket(io, fd, {
+        data: (d) => this.emit('data', d),
+        end: () => this.emit('eof', () => conn.end()),
+        // The watcher is closed: the net.Socket may close the descriptor now ('close' then
+        // comes on a later tick, so a write failing inside a reply never re-enters the agent).
+        closed: () => { if (this.currentFd === conn) this.currentFd = undefined; s.destroy(); },
+      });
+    } catch {
+      return false;
+    }
+    this.currentFd = conn;
+    this.emit('connect');
+    conn.setReading(!this.paused);
+    return true;
   }
 
   /** The socket took its buffered bytes: senders held by back-pressure go on. */
@@ -83,6 +117,7 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   }
 
   write(chunks: ReadonlyArray<Buffer | string>): Promise<void> {
+    if (this.currentFd) return this.currentFd.write(chunks);
     const s = this.current;
     if (!s || s.destroyed || !s.writable) return Promise.resolve();
     // Resolved by the last write's callback (the bytes are in the kernel: buffers may be
@@ -100,6 +135,7 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   }
 
   send(chunks: ReadonlyArray<Buffer | string>): Promise<void> | undefined {
+    if (this.currentFd) return this.currentFd.send(chunks);
     const s = this.current;
     if (!s || s.destroyed || !s.writable) return undefined;
     let more: boolean;
@@ -116,10 +152,18 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     return new Promise((resolve) => this.drainWaiters.push(resolve));
   }
 
-  pause(): void { this.paused = true; this.current?.pause(); }
-  resume(): void { this.paused = false; this.current?.resume(); }
+  pause(): void {
+    this.paused = true;
+    if (this.currentFd) this.currentFd.setReading(false); else this.current?.pause();
+  }
+
+  resume(): void {
+    this.paused = false;
+    if (this.currentFd) this.currentFd.setReading(true); else this.current?.resume();
+  }
 
   close(): Promise<void> {
+    this.currentFd?.destroy();
     for (const s of [this.current, ...this.waiting]) s?.destroy();
     this.current = undefined;
     this.waiting = [];
