@@ -277,8 +277,15 @@ export class StreamDecoder {
   }
 
   private addChunk(chunk: Buffer): void {
-    this.chunks.push(chunk);
     this.chunkBytes += chunk.length;
+    // Reads that land back to back in one buffer (the descriptor-driven socket's slab) stay one
+    // view: a message spread over them is then used in place, never copied together.
+    const last = this.chunks[this.chunks.length - 1];
+    if (last.buffer === chunk.buffer && last.byteOffset + last.length === chunk.byteOffset) {
+      this.chunks[this.chunks.length - 1] = Buffer.from(last.buffer, last.byteOffset, last.length + chunk.length);
+      return;
+    }
+    this.chunks.push(chunk);
   }
 
   private clearMessage(): void {
