@@ -93,6 +93,13 @@ const garbage = fc.oneof(
   fc.integer({ min: 1, max: 300 }).map((n) => Buffer.from('['.repeat(n) + '{"a": "\\u12', 'latin1')),
 );
 
+/** A copy in its own memory, never adjacent to another chunk. */
+function separateCopy(b: Buffer): Buffer {
+  const c = Buffer.allocUnsafeSlow(b.length);
+  b.copy(c);
+  return c;
+}
+
 // ---- properties --------------------------------------------------------------
 
 test('any split of a valid request sequence decodes to the same messages as the whole', () => {
@@ -100,7 +107,11 @@ test('any split of a valid request sequence decodes to the same messages as the 
     const whole = decodeChunks([bytes]);
     // Every request decodes, none is an error.
     if (whole.some((m) => typeof m === 'object' && m !== null && 'error' in m)) return false;
-    assert.equal(decodeChunks(splitAt(bytes, cuts)), whole);
+    // Views of one buffer (adjacent: the decoder joins them without copying) and separate copies
+    // (the decoder assembles them) must both decode the same.
+    const parts = splitAt(bytes, cuts);
+    assert.equal(decodeChunks(parts), whole);
+    assert.equal(decodeChunks(parts.map(separateCopy)), whole);
     return true;
   }), { numRuns: 300 });
 });
