@@ -107,7 +107,8 @@ const openAndClose = [
         seekable = await isSeekable(fd);
         handle = await ctx.state.nextHandle();
       } catch (e) {
-        fs.close(fd, () => undefined);
+        // Closed before the error is answered: the caller sees no descriptor of a failed open.
+        await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
         throw e;
       }
       table(ctx).add(handle, { fd, path, append: (flags & O_APPEND) !== 0, position: seekable ? 0 : null });
