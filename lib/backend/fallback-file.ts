@@ -6,6 +6,7 @@
 import * as fs from 'node:fs';
 import { QgaError } from '../errors';
 import { decodeBase64Qga } from '../base64';
+import { fileReadReplyChunks } from '../protocol/encoder';
 import type { FileReadReply } from './types';
 
 function read(fd: number, buf: Buffer, off: number, len: number, pos: number | null): Promise<number> {
@@ -35,10 +36,7 @@ export async function readFileReply(fd: number, position: number | null, count: 
       if (n === 0) { eof = true; break; }
       got += n;
     }
-    const head = `{"return": {"count": ${got}, "buf-b64": "`;
-    const body = buf.toString('base64', 0, got);
-    const tail = `", "eof": ${eof}}${idSuffix}}\n`;
-    return { chunks: [head, body, tail], count: got, eof };
+    return { chunks: fileReadReplyChunks(buf.subarray(0, got), eof, idSuffix), count: got, eof };
   } finally {
     if (buf.length <= 64 * 1024 * 1024) spare = buf;
   }

@@ -13,6 +13,8 @@ import { defineCommand, RawReply, type CommandContext, type Int } from './define
 import { T } from '../schema';
 import { QgaError, strerror } from '../errors';
 import { RawString } from '../protocol/values';
+import { fileReadReplyChunks } from '../protocol/encoder';
+import { ReadAhead, SMALL_READ_MAX } from './read-ahead';
 
 /** qemu-ga's cap on one read (48 MiB: base64 of it stays under the 64 MiB JSON limit). */
 export const FILE_READ_MAX = 48 * 1024 * 1024;
@@ -35,11 +37,15 @@ interface OpenFile {
   append: boolean;
   /** Our own file position; null for pipes, sockets and ttys, which have none. */
   position: number | null;
+  /** Regular files only: the window that serves runs of small reads (read-ahead.ts). */
+  ahead: ReadAhead | null;
 }
 
 /** The handle table, shared by every connection for the agent's life. */
 export class FileTable {
   private readonly files = new Map<number, OpenFile>();
+  /** Bumped by every open and write: read-ahead windows filled before it are not used. */
+  generation = 0;
   get size(): number { return this.files.size; }
   add(handle: number, f: OpenFile): void { this.files.set(handle, f); }
   get(handle: Int): OpenFile {
@@ -79,9 +85,8 @@ function fsOpen(path: string, flags: number, mode?: number): Promise<number> {
   return new Promise((resolve, reject) => fs.open(path, flags, mode, (err, fd) => (err ? reject(err) : resolve(fd))));
 }
 
-async function isSeekable(fd: number): Promise<boolean> {
-  const st = await new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, s) => (err ? reject(err) : resolve(s))));
-  return st.isFile() || st.isBlockDevice() || st.isDirectory();
+function fstat(fd: number): Promise<fs.Stats> {
+  return new Promise<fs.Stats>((resolve, reject) => fs.fstat(fd, (err, s) => (err ? reject(err) : resolve(s))));
 }
 
 const openAndClose = [
@@ -102,16 +107,19 @@ const openAndClose = [
         throw new QgaError(`failed to open file '${path}' (mode: '${mode}'): ${strerror(e)}`);
       }
       let handle: number;
-      let seekable: boolean;
+      let st: fs.Stats;
       try {
-        seekable = await isSeekable(fd);
+        st = await fstat(fd);
         handle = await ctx.state.nextHandle();
       } catch (e) {
         // Closed before the error is answered: the caller sees no descriptor of a failed open.
         await new Promise<void>((resolve) => fs.close(fd, () => resolve()));
         throw e;
       }
-      table(ctx).add(handle, { fd, path, append: (flags & O_APPEND) !== 0, position: seekable ? 0 : null });
+      const seekable = st.isFile() || st.isBlockDevice() || st.isDirectory();
+      const files = table(ctx);
+      files.generation++; // O_TRUNC, or a file another handle has read ahead in
+      files.add(handle, { fd, path, append: (flags & O_APPEND) !== 0, position: seekable ? 0 : null, ahead: st.isFile() ? new ReadAhead() : null });
       ctx.log.info(`guest-file-open, handle: ${handle}`);
       return handle;
     },
@@ -143,18 +151,18 @@ const readWriteSeekFlush = [
     name: 'guest-file-read',
     args: { handle: T.int, '*count': T.int },
     returns: GuestFileRead,
-    run: async ({ handle, count }, ctx) => {
-      const f = table(ctx).get(handle);
+    run: ({ handle, count }, ctx) => {
+      const files = table(ctx);
+      const f = files.get(handle);
       const n = count === undefined ? 4096 : count;
       if (n < 0 || n > FILE_READ_MAX) throw new QgaError(`value '${n}' is invalid for argument count`);
-      let r;
-      try {
-        r = await ctx.backend.readFileReply(f.fd, f.position, Number(n), ctx.idSuffix);
-      } catch (e) {
-        throw new QgaError(`failed to read file: ${strerror(e)}`);
+      if (f.ahead !== null && f.position !== null && n > 0 && n <= SMALL_READ_MAX) {
+        // Answered from the window without leaving the event loop when it covers the read.
+        const hit = f.ahead.take(f.position, Number(n), files.generation);
+        if (hit !== null) return fromWindow(f, hit, ctx);
+        return readAhead(f, Number(n), files.generation, ctx);
       }
-      if (f.position !== null) f.position += r.count;
-      return new RawReply(r.chunks, r.release?.bind(r));
+      return readFromBackend(f, Number(n), ctx);
     },
   }),
   defineCommand<{ handle: Int; 'buf-b64': string | RawString; count?: Int }>({
@@ -170,6 +178,8 @@ const readWriteSeekFlush = [
       // Non-ASCII text cannot be base64: latin1 would fold it into the alphabet, so reject it here.
       if (typeof b64 === 'string' && /[^\x00-\x7f]/.test(b64)) throw new QgaError('Base64 data contains invalid characters');
       const position = f.position === null ? null : f.append ? fs.fstatSync(f.fd).size : f.position;
+      const files = table(ctx);
+      files.generation++;
       let written: number;
       try {
         // The request's bytes are not needed after this: the backend may decode in place.
@@ -177,6 +187,8 @@ const readWriteSeekFlush = [
       } catch (e) {
         if (e instanceof QgaError) throw e;
         throw new QgaError(`failed to write to file: ${strerror(e)}`);
+      } finally {
+        files.generation++; // a window filled while the write ran may hold the old bytes
       }
       if (f.position !== null) f.position = position! + written;
       return { count: written, eof: false };
@@ -208,6 +220,35 @@ const readWriteSeekFlush = [
     },
   }),
 ];
+
+async function readFromBackend(f: OpenFile, n: number, ctx: CommandContext): Promise<RawReply> {
+  let r;
+  try {
+    r = await ctx.backend.readFileReply(f.fd, f.position, n, ctx.idSuffix);
+  } catch (e) {
+    throw new QgaError(`failed to read file: ${strerror(e)}`);
+  }
+  if (f.position !== null) f.position += r.count;
+  return new RawReply(r.chunks, r.release?.bind(r));
+}
+
+/** Fills the window at the handle's position; a read it cannot cover goes to the backend. */
+async function readAhead(f: OpenFile, n: number, generation: number, ctx: CommandContext): Promise<RawReply> {
+  const at = f.position!;
+  let got: number;
+  try {
+    got = await f.ahead!.fill(f.fd, at, generation);
+  } catch (e) {
+    throw new QgaError(`failed to read file: ${strerror(e)}`);
+  }
+  const hit = got >= n && f.position === at ? f.ahead!.take(at, n, generation) : null;
+  return hit !== null ? fromWindow(f, hit, ctx) : readFromBackend(f, n, ctx);
+}
+
+function fromWindow(f: OpenFile, bytes: Buffer, ctx: CommandContext): RawReply {
+  f.position! += bytes.length;
+  return new RawReply(fileReadReplyChunks(bytes, false, ctx.idSuffix));
+}
 
 /** In schema order: open, close, read, write, seek, flush. */
 export const fileCommands = [...openAndClose, ...readWriteSeekFlush];

@@ -117,3 +117,12 @@ export function errorReply(errorClass: string, desc: string, id: unknown, hasId:
   m.set('error', new Map([['class', errorClass], ['desc', desc]]));
   return writeJson(m) + '\n';
 }
+
+/**
+ * A guest-file-read reply in three pieces (head, the base64 text, tail), so that the payload is
+ * never JSON-encoded; the same bytes as successReply would print (count, buf-b64, eof in QDict
+ * order, the id spliced in by `idSuffixText`).
+ */
+export function fileReadReplyChunks(bytes: Buffer, eof: boolean, idSuffixText: string): string[] {
+  return [`{"return": {"count": ${bytes.length}, "buf-b64": "`, bytes.toString('base64'), `", "eof": ${eof}}${idSuffixText}}\n`];
+}
