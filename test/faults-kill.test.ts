@@ -18,7 +18,7 @@ import * as path from 'node:path';
 import { availableBackends } from './helpers/agent';
 import { CLI, requireBuild } from './helpers/transport-host';
 import { tmpDir } from './fixtures/system-env';
-import { loopUnavailable, makeLoopEnv, type LoopEnv } from './fixtures/loop';
+import { loopUnavailable, makeLoopEnv, writableWithin, type LoopEnv } from './fixtures/loop';
 
 const SEED = Number(process.env.NODE_QGA_KILL_SEED || 20261125);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -217,14 +217,8 @@ const ROUNDS_FREEZE = Number(process.env.NODE_QGA_KILL_FREEZE_ROUNDS || 12);
 const LOOPS = ['l1', 'l2', 'l3', 'l4'];
 
 /** A write by another process that completes within `ms` (false: it is stuck on a frozen fs). */
-async function writable(dir: string, ms = 4000): Promise<boolean> {
-  const child = spawn('sh', ['-c', 'printf x > "$1"', 'w', path.join(dir, 'probe')], { stdio: 'ignore' });
-  const done = new Promise<boolean>((r) => child.once('exit', () => r(true)));
-  const ok = await Promise.race([done, sleep(ms).then(() => false)]);
-  if (!ok) stuck.push(done);
-  return ok;
-}
-const stuck: Array<Promise<boolean>> = [];
+const writable = (dir: string, ms = 4000) => writableWithin(dir, ms, stuck);
+const stuck: Array<Promise<unknown>> = [];
 
 const skipLoops = loopUnavailable();
 if (skipLoops) console.log(`SKIP faults-kill freeze part: ${skipLoops}`);

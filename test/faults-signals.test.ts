@@ -12,16 +12,15 @@
  */
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { QgaClient } from '../lib/client';
 import { availableBackends } from './helpers/agent';
-import { sleep, startAgentProcess, until } from './helpers/transport-host';
+import { pidAlive, sleep, startAgentProcess, until } from './helpers/transport-host';
 import { tmpDir } from './fixtures/system-env';
-import { loopUnavailable, makeLoopEnv, type LoopEnv } from './fixtures/loop';
+import { loopUnavailable, makeLoopEnv, writableWithin as writable, type LoopEnv } from './fixtures/loop';
 
-const pidAlive = (pid: number) => { try { process.kill(pid, 0); return true; } catch { return false; } };
 const daemons: number[] = [];
 process.on('exit', () => { for (const pid of daemons) if (pidAlive(pid)) process.kill(pid, 'SIGKILL'); });
 
@@ -46,15 +45,6 @@ async function call(sock: string, command: string, args?: Record<string, unknown
 
 async function exitsWithin(d: Daemon, ms: number): Promise<boolean> {
   return until(`pid ${d.pid} to exit`, () => !pidAlive(d.pid), ms).then(() => true, () => false);
-}
-
-/** True when another process can write into `dir` within `ms` (false: the fs is frozen). */
-async function writable(dir: string, ms: number, pending: Array<Promise<unknown>>): Promise<boolean> {
-  const child = spawn('sh', ['-c', 'printf x > "$1"', 'w', path.join(dir, 'probe')], { stdio: 'ignore' });
-  const done = new Promise<boolean>((r) => child.once('exit', () => r(true)));
-  const ok = await Promise.race([done, sleep(ms).then(() => false)]);
-  if (!ok) pending.push(done);
-  return ok;
 }
 
 const backends = availableBackends();

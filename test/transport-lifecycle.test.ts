@@ -8,16 +8,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { spawn } from 'node:child_process';
-import { Proc, CLI, requireBuild, startAgentProcess, until, sleep, ptyUnavailable } from './helpers/transport-host';
+import { Proc, CLI, pidAlive, requireBuild, startAgentProcess, until, sleep, ptyUnavailable } from './helpers/transport-host';
 import { QgaClient } from '../lib/client';
 
 let dir = '';
 const started: number[] = [];
 const procs: Proc[] = [];
-
-function pidAlive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
 
 const daemon = suite('daemonize and pid file');
 daemon.before.each(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'qga-daemon-')); });

@@ -26,6 +26,11 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
 
+/** True while a process with this pid exists (signal 0 probes without delivering anything). */
+export function pidAlive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch { return false; }
+}
+
 export async function until<T>(what: string, fn: () => T | undefined | false, timeout = 10000, every = 25): Promise<T> {
   const end = Date.now() + timeout;
   for (;;) {
