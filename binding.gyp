@@ -10,6 +10,7 @@
             "native/base64.cc",
             "native/base64_avx2.cc",
             "native/file_io.cc",
+            "native/io_lane.cc",
             "native/fs_ioctl.cc",
             "native/clock.cc",
             "native/crypt.cc",

@@ -11,6 +11,7 @@ void InitVsock(Napi::Env env, Napi::Object exports);
 void InitFdWatch(Napi::Env env, Napi::Object exports);
 void InitNetif(Napi::Env env, Napi::Object exports);
 void InitJsonScan(Napi::Env env, Napi::Object exports);
+void InitIoLane(Napi::Env env, Napi::Object exports);
 
 // Bumped whenever the JS-visible interface changes; the loader refuses a stale build.
 constexpr int kAbiVersion = 1;
@@ -27,6 +28,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   qga::InitFdWatch(env, exports);
   qga::InitNetif(env, exports);
   qga::InitJsonScan(env, exports);
+  qga::InitIoLane(env, exports);
   return exports;
 }
 

@@ -15,6 +15,7 @@
 
 #include "base64.h"
 #include "common.h"
+#include "io_lane.h"
 
 namespace qga {
 
@@ -147,12 +148,11 @@ LentBlocks& Lent() {
 
 void FinalizeReply(Napi::Env, uint8_t*, LentBlock* lent) { Lent().Finalized(lent); }
 
-class ReadFileReplyWorker : public PromiseWorker {
+class ReadFileReplyJob : public LaneJob {
  public:
-  ReadFileReplyWorker(Napi::Env env, int fd, int64_t position, size_t count, std::string id_suffix)
-      : PromiseWorker(env, "qga:readFileReply"), fd_(fd), position_(position), count_(count),
-        id_suffix_(std::move(id_suffix)) {}
-  ~ReadFileReplyWorker() override {
+  ReadFileReplyJob(int fd, int64_t position, size_t count, std::string id_suffix)
+      : fd_(fd), position_(position), count_(count), id_suffix_(std::move(id_suffix)) {}
+  ~ReadFileReplyJob() override {
     if (block_ != nullptr) Pool().Give(block_);
   }
 
@@ -235,11 +235,11 @@ constexpr size_t kKeepScratch = 4u << 20;
 constexpr size_t kPartChars = 4u << 20;
 thread_local std::string tls_scratch;
 
-class WriteBase64Worker : public PromiseWorker {
+class WriteBase64Job : public LaneJob {
  public:
-  WriteBase64Worker(Napi::Env env, int fd, int64_t position, Napi::Buffer<uint8_t> src, size_t start,
-                    size_t end, int64_t count, bool in_place)
-      : PromiseWorker(env, "qga:writeBase64"), fd_(fd), position_(position),
+  WriteBase64Job(int fd, int64_t position, Napi::Buffer<uint8_t> src, size_t start, size_t end, int64_t count,
+                 bool in_place)
+      : fd_(fd), position_(position),
         src_ref_(Napi::Persistent(src)), data_(src.Data() + start), len_(end - start), count_(count),
         in_place_(in_place) {}
 
@@ -360,8 +360,8 @@ Napi::Value ReadFileReply(const Napi::CallbackInfo& info) {
   int64_t count = ArgInt64(info, 2, "count");
   if (count < 0 || count > (int64_t(1) << 40)) throw Napi::RangeError::New(info.Env(), "argument 'count' is out of range");
   std::string id_suffix = info.Length() > 3 && !info[3].IsUndefined() ? ArgString(info, 3, "idSuffix") : "";
-  auto* worker = new ReadFileReplyWorker(info.Env(), fd, position, static_cast<size_t>(count), std::move(id_suffix));
-  return worker->Queue();
+  return RunJob(info.Env(), new ReadFileReplyJob(fd, position, static_cast<size_t>(count), std::move(id_suffix)),
+                "qga:readFileReply");
 }
 
 // writeBase64(fd, position (-1 = current offset), src, start, end, count (-1 = all), inPlace) -> Promise<number>
@@ -376,9 +376,9 @@ Napi::Value WriteBase64(const Napi::CallbackInfo& info) {
   if (start < 0 || end < start || static_cast<uint64_t>(end) > src.Length())
     throw Napi::RangeError::New(info.Env(), "start/end are outside the buffer");
   bool in_place = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
-  auto* worker = new WriteBase64Worker(info.Env(), fd, position, src, static_cast<size_t>(start),
-                                       static_cast<size_t>(end), count, in_place);
-  return worker->Queue();
+  return RunJob(info.Env(),
+                new WriteBase64Job(fd, position, src, static_cast<size_t>(start), static_cast<size_t>(end), count, in_place),
+                "qga:writeBase64");
 }
 
 // recycleReply(token): the caller no longer needs that reply's bytes (they were written out);

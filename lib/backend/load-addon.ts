@@ -40,6 +40,11 @@ export interface NativeAddon {
   writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number, inPlace?: boolean): Promise<number>;
   base64Encode(buf: Buffer, impl?: 'best' | 'scalar' | 'avx2'): Buffer;
   base64DecodeGlib(buf: Buffer, impl?: 'scalar' | 'avx2' | 'best'): Buffer;
+  /**
+   * The I/O lane (native/io_lane.cc) that runs readFileReply and writeBase64: jobs finished
+   * within the JS thread's wait, jobs that outlasted it, and jobs sent to libuv's pool.
+   */
+  laneStats?(): { enabled: boolean; waited: number; later: number; pool: number; waitMicros: number; idleMicros: number };
   /** The decoder's string scan (native/json_scan.cc); missing in addons built before it. */
   scanJsonString?(buf: Uint8Array, from: number, to: number, quote: number): number;
 }
