@@ -341,6 +341,30 @@ class WriteBase64Job : public LaneJob {
   size_t written_ = 0;
 };
 
+// One pread(2) into a caller's Buffer (the read-ahead window of small guest-file-reads).
+class PreadJob : public LaneJob {
+ public:
+  PreadJob(int fd, Napi::Buffer<uint8_t> buf, size_t offset, size_t length, int64_t position)
+      : fd_(fd), buf_ref_(Napi::Persistent(buf)), data_(buf.Data() + offset), length_(length), position_(position) {}
+
+ private:
+  void Execute() override {
+    ssize_t r;
+    do r = pread(fd_, data_, length_, position_);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return error_.SetErrno(errno, "pread");
+    got_ = static_cast<size_t>(r);
+  }
+  Napi::Value Result(Napi::Env env) override { return Napi::Number::New(env, static_cast<double>(got_)); }
+
+  int fd_;
+  Napi::Reference<Napi::Buffer<uint8_t>> buf_ref_;  // keeps the destination alive
+  uint8_t* data_;
+  size_t length_;
+  int64_t position_;
+  size_t got_ = 0;
+};
+
 Napi::Buffer<uint8_t> ArgBuffer(const Napi::CallbackInfo& info, size_t i, const char* name) {
   if (info.Length() <= i || !info[i].IsBuffer())
     throw Napi::TypeError::New(info.Env(), std::string("argument '") + name + "' must be a Buffer");
@@ -379,6 +403,19 @@ Napi::Value WriteBase64(const Napi::CallbackInfo& info) {
   return RunJob(info.Env(),
                 new WriteBase64Job(fd, position, src, static_cast<size_t>(start), static_cast<size_t>(end), count, in_place),
                 "qga:writeBase64");
+}
+
+// preadInto(fd, buf, offset, length, position) -> Promise<bytes read>
+Napi::Value PreadInto(const Napi::CallbackInfo& info) {
+  int fd = ArgFd(info, 0);
+  Napi::Buffer<uint8_t> buf = ArgBuffer(info, 1, "buf");
+  int64_t offset = ArgInt64(info, 2, "offset");
+  int64_t length = ArgInt64(info, 3, "length");
+  int64_t position = ArgInt64(info, 4, "position");
+  if (offset < 0 || length < 0 || position < 0 || static_cast<uint64_t>(offset + length) > buf.Length())
+    throw Napi::RangeError::New(info.Env(), "offset/length are outside the buffer");
+  return RunJob(info.Env(), new PreadJob(fd, buf, static_cast<size_t>(offset), static_cast<size_t>(length), position),
+                "qga:preadInto");
 }
 
 // recycleReply(token): the caller no longer needs that reply's bytes (they were written out);
@@ -425,6 +462,7 @@ void InitFileIo(Napi::Env env, Napi::Object exports) {
   exports.Set("readFileReply", Napi::Function::New(env, ReadFileReply, "readFileReply"));
   exports.Set("recycleReply", Napi::Function::New(env, RecycleReply, "recycleReply"));
   exports.Set("writeBase64", Napi::Function::New(env, WriteBase64, "writeBase64"));
+  exports.Set("preadInto", Napi::Function::New(env, PreadInto, "preadInto"));
   exports.Set("base64Encode", Napi::Function::New(env, Base64EncodeJs, "base64Encode"));
   exports.Set("base64DecodeGlib", Napi::Function::New(env, Base64DecodeGlibJs, "base64DecodeGlib"));
   exports.Set("base64Encoder", Napi::String::New(env, Base64HaveAvx2() ? "avx2" : "scalar"));

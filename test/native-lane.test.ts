@@ -111,6 +111,24 @@ if (addon && typeof addon.laneStats === 'function') {
     assert.is(fs.statSync(file).size, 0);
   });
 
+  test('preadInto (the read-ahead window): the bytes at the position, a short count at the end, EBADF', async () => {
+    const file = path.join(dir, 'window.bin');
+    const data = randomBytes(100_000, prng(0x3d));
+    fs.writeFileSync(file, data);
+    const fd = fs.openSync(file, 'r');
+    const buf = Buffer.alloc(65536);
+    assert.is(await a.preadInto!(fd, buf, 0, 65536, 4096), 65536);
+    assert.ok(buf.equals(data.subarray(4096, 4096 + 65536)));
+    assert.is(await a.preadInto!(fd, buf, 0, 65536, 90_000), 10_000);
+    assert.ok(buf.subarray(0, 10_000).equals(data.subarray(90_000)));
+    fs.closeSync(fd);
+    await a.preadInto!(fd, buf, 0, 10, 0).then(
+      () => assert.unreachable('pread on a closed descriptor'),
+      (e: NodeJS.ErrnoException) => assert.is(e.code, 'EBADF'),
+    );
+    assert.throws(() => a.preadInto!(fd, buf, 60_000, 10_000, 0), /outside the buffer/);
+  });
+
   test('NODE_QGA_LANE_SPIN_US=0 turns the lane off: every job goes to the pool, results unchanged', () => {
     const script = `
       const { loadAddon } = require('./lib/backend/load-addon');

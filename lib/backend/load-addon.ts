@@ -38,6 +38,8 @@ export interface NativeAddon {
   recycleReply(token: number): boolean;
   /** With inPlace the decoded bytes overwrite src from `start` on (the caller is done with it). */
   writeBase64(fd: number, position: number, src: Buffer, start: number, end: number, count: number, inPlace?: boolean): Promise<number>;
+  /** One pread(2) into buf[offset, offset + length) on the I/O lane; missing in older builds. */
+  preadInto?(fd: number, buf: Buffer, offset: number, length: number, position: number): Promise<number>;
   base64Encode(buf: Buffer, impl?: 'best' | 'scalar' | 'avx2'): Buffer;
   base64DecodeGlib(buf: Buffer, impl?: 'scalar' | 'avx2' | 'best'): Buffer;
   /**

@@ -90,6 +90,10 @@ export function createNativeBackend(addon: NativeAddon, config: AgentConfig, opt
       return addon.writeBase64(fd, position ?? -1, src, start, end, count ?? -1, opts?.consume === true).catch(translate);
     },
 
+    ...(typeof addon.preadInto === 'function'
+      ? { preadInto: (fd: number, buf: Buffer, length: number, position: number) => addon.preadInto!(fd, buf, 0, length, position) }
+      : {}),
+
     ...(typeof getifaddrs === 'function' ? { listInterfaceAddresses: async () => getifaddrs.call(addon) } : {}),
   };
 }

@@ -77,6 +77,11 @@ export interface SystemBackend {
    * `consume`: the caller is done with `src`, so a backend may decode into it in place.
    */
   writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined, opts?: { consume?: boolean }): Promise<number>;
+  /**
+   * One pread(2) of up to `length` bytes at `position` into `buf` from 0 (optional: the native
+   * backend's I/O lane; without it the read-ahead window is filled with fs.read on the pool).
+   */
+  preadInto?(fd: number, buf: Buffer, length: number, position: number): Promise<number>;
 
   /**
    * getifaddrs(3), entries in its order, down interfaces included (optional: the native backend

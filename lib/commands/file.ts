@@ -237,7 +237,7 @@ async function readAhead(f: OpenFile, n: number, generation: number, ctx: Comman
   const at = f.position!;
   let got: number;
   try {
-    got = await f.ahead!.fill(f.fd, at, generation);
+    got = await f.ahead!.fill(f.fd, at, generation, ctx.backend.preadInto);
   } catch (e) {
     throw new QgaError(`failed to read file: ${strerror(e)}`);
   }

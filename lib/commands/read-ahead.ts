@@ -23,6 +23,13 @@ const TTL_MS = 50;
 /** Counters for tests and diagnostics: windows filled, reads answered from a window. */
 export const readAheadStats = { fills: 0, hits: 0 };
 
+/** pread(2) of up to `length` bytes at `position` into `buf` from 0. */
+export type WindowReader = (fd: number, buf: Buffer, length: number, position: number) => Promise<number>;
+
+function poolRead(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
+}
+
 export class ReadAhead {
   private buf: Buffer | null = null;
   private start = 0;
@@ -39,19 +46,19 @@ export class ReadAhead {
     return this.buf.subarray(position - this.start, position - this.start + count);
   }
 
-  /** One pread of the window at `position` on the pool; resolves with the bytes it holds. */
-  fill(fd: number, position: number, generation: number): Promise<number> {
+  /**
+   * One pread of the window at `position`, off the event loop (`pread`: the native backend's I/O
+   * lane; fs.read on the pool otherwise); resolves with the bytes the window holds.
+   */
+  async fill(fd: number, position: number, generation: number, pread: WindowReader = poolRead): Promise<number> {
     this.buf ??= Buffer.allocUnsafeSlow(WINDOW);
     this.generation = -1; // unusable until this read has completed
     readAheadStats.fills++;
-    const buf = this.buf;
-    return new Promise((resolve, reject) => fs.read(fd, buf, 0, WINDOW, position, (err, n) => {
-      if (err) { reject(err); return; }
-      this.start = position;
-      this.len = n;
-      this.filledAt = Date.now();
-      this.generation = generation;
-      resolve(n);
-    }));
+    const n = await pread(fd, this.buf, WINDOW, position);
+    this.start = position;
+    this.len = n;
+    this.filledAt = Date.now();
+    this.generation = generation;
+    return n;
   }
 }
