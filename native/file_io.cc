@@ -385,7 +385,7 @@ Napi::Value ReadFileReply(const Napi::CallbackInfo& info) {
   if (count < 0 || count > (int64_t(1) << 40)) throw Napi::RangeError::New(info.Env(), "argument 'count' is out of range");
   std::string id_suffix = info.Length() > 3 && !info[3].IsUndefined() ? ArgString(info, 3, "idSuffix") : "";
   return RunJob(info.Env(), new ReadFileReplyJob(fd, position, static_cast<size_t>(count), std::move(id_suffix)),
-                "qga:readFileReply");
+                "qga:readFileReply", static_cast<size_t>(count));
 }
 
 // writeBase64(fd, position (-1 = current offset), src, start, end, count (-1 = all), inPlace) -> Promise<number>
@@ -402,7 +402,7 @@ Napi::Value WriteBase64(const Napi::CallbackInfo& info) {
   bool in_place = info.Length() > 6 && info[6].IsBoolean() && info[6].As<Napi::Boolean>().Value();
   return RunJob(info.Env(),
                 new WriteBase64Job(fd, position, src, static_cast<size_t>(start), static_cast<size_t>(end), count, in_place),
-                "qga:writeBase64");
+                "qga:writeBase64", Base64DecodedMax(static_cast<size_t>(end - start)));
 }
 
 // preadInto(fd, buf, offset, length, position) -> Promise<bytes read>
@@ -415,7 +415,7 @@ Napi::Value PreadInto(const Napi::CallbackInfo& info) {
   if (offset < 0 || length < 0 || position < 0 || static_cast<uint64_t>(offset + length) > buf.Length())
     throw Napi::RangeError::New(info.Env(), "offset/length are outside the buffer");
   return RunJob(info.Env(), new PreadJob(fd, buf, static_cast<size_t>(offset), static_cast<size_t>(length), position),
-                "qga:preadInto");
+                "qga:preadInto", static_cast<size_t>(length));
 }
 
 // recycleReply(token): the caller no longer needs that reply's bytes (they were written out);

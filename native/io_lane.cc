@@ -224,8 +224,8 @@ Napi::Value LaneStatsJs(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
-Napi::Promise RunJob(Napi::Env env, LaneJob* job, const char* name) {
-  IoLane* lane = IoLane::For(env);
+Napi::Promise RunJob(Napi::Env env, LaneJob* job, const char* name, size_t bytes) {
+  IoLane* lane = bytes <= kLaneMaxBytes ? IoLane::For(env) : nullptr;
   if (lane != nullptr && !lane->busy()) return lane->Run(env, job);
   pool_stats.pool++;
   auto* worker = new PoolJob(env, job, name);

@@ -129,6 +129,22 @@ if (addon && typeof addon.laneStats === 'function') {
     assert.throws(() => a.preadInto!(fd, buf, 60_000, 10_000, 0), /outside the buffer/);
   });
 
+  test('jobs above 256 KiB go to the pool (waiting for them would only cost), with the right bytes', async () => {
+    const file = path.join(dir, 'big.bin');
+    const data = randomBytes(1 << 20, prng(0xb16));
+    fs.writeFileSync(file, data);
+    const fd = fs.openSync(file, 'r');
+    const s0 = stats();
+    const r = await a.readFileReply(fd, 0, 1 << 20, '');
+    const s1 = stats();
+    assert.ok(replyBytes(r.reply).data.equals(data));
+    assert.is(s1.pool - s0.pool, 1);
+    const small = await a.readFileReply(fd, 0, 256 * 1024, '');
+    assert.ok(replyBytes(small.reply).data.equals(data.subarray(0, 256 * 1024)));
+    assert.is(stats().pool, s1.pool, '256 KiB is still a lane job');
+    fs.closeSync(fd);
+  });
+
   test('NODE_QGA_LANE_SPIN_US=0 turns the lane off: every job goes to the pool, results unchanged', () => {
     const script = `
       const { loadAddon } = require('./lib/backend/load-addon');

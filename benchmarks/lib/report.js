@@ -40,6 +40,8 @@ function summarize(results) {
       rows.push({
         scenario: sc.id, title: sc.title, group: sc.group, metric: key,
         values: Object.fromEntries(AGENTS.map((a) => [a, v(a)])),
+        // Variants asked for with --agents (native-stream, native-pool): same run, own table.
+        variants: Object.fromEntries(Object.keys(perAgent).filter((a) => !AGENTS.includes(a)).map((a) => [a, v(a)])),
         ratios: { 'native/fallback': ratio(v('native'), v('fallback')), 'native/qemu-ga': ratio(v('native'), v('qemu-ga')), 'fallback/qemu-ga': ratio(v('fallback'), v('qemu-ga')) },
         errors: Object.fromEntries(AGENTS.filter((a) => perAgent[a]?.error).map((a) => [a, perAgent[a].error])),
       });
@@ -122,6 +124,18 @@ function markdown(results, summary) {
     const d = METRICS[r.metric];
     const err = Object.keys(r.errors).length ? ` ⚠ ${Object.entries(r.errors).map(([a, e]) => `${a}: ${e.slice(0, 80)}`).join('; ')}` : '';
     L.push(`| ${r.title}${err} | ${d.label} (${d.unit})${d.better === 'lower' ? ' ↓' : ''} | ${AGENTS.map((a) => fmt(r.values[a], d.digits)).join(' | ')} | ${Object.values(r.ratios).map(fmtRatio).join(' | ')} |`);
+  }
+  const variants = [...new Set(summary.rows.flatMap((r) => Object.keys(r.variants)))];
+  if (variants.length) {
+    L.push('');
+    L.push(`## Variants of the native agent (same run; ${variants.map((v) => `${v}: ${results.agents.find((a) => a.id === v)?.label ?? v}`).join('; ')})`);
+    L.push('');
+    L.push(`| scenario | figure | native | ${variants.join(' | ')} | ${variants.map((v) => `native/${v}`).join(' | ')} |`);
+    L.push(`|---|---|---:|${variants.map(() => '---:|').join('')}${variants.map(() => '---:|').join('')}`);
+    for (const r of summary.rows) {
+      const d = METRICS[r.metric];
+      L.push(`| ${r.title} | ${d.label} (${d.unit})${d.better === 'lower' ? ' ↓' : ''} | ${fmt(r.values.native, d.digits)} | ${variants.map((v) => fmt(r.variants[v], d.digits)).join(' | ')} | ${variants.map((v) => fmtRatio(ratio(r.values.native, r.variants[v]))).join(' | ')} |`);
+    }
   }
   L.push('');
   L.push('## CPU seconds and peak RSS per scenario (agent process, from /proc; peak reset with clear_refs before each run)');
