@@ -224,6 +224,27 @@ json.dump(out, sys.stdout)
     }
   });
 
+  test('readFileReply with huge-page reply blocks (≥ 4 MiB): recycled, reused, unmapped, bytes always right', async () => {
+    const file = path.join(dir, 'huge');
+    const data = randomBytes(40 * 1024 * 1024 + 3, rnd);
+    fs.writeFileSync(file, data);
+    const fd = fs.openSync(file, 'r');
+    try {
+      // 5 MiB twice (the second gets the first's recycled block), 40 MiB (beyond the pool: unmapped
+      // after use), then 5 MiB at another offset (a block from the pool again, old bytes overwritten).
+      for (const [at, n] of [[0, 5 << 20], [7, 5 << 20], [0, data.length], [123_457, 5 << 20]]) {
+        const r = await a.readFileReply(fd, at, n, ', "id": 7');
+        const want = data.subarray(at, at + n);
+        const eof = at + n > data.length; // exactly to the end is not EOF yet (no 0-byte read seen)
+        assert.is(r.count, want.length);
+        assert.ok(r.reply.equals(Buffer.from(`{"return": {"count": ${want.length}, "buf-b64": "${want.toString('base64')}", "eof": ${eof}}, "id": 7}\n`, 'latin1')), `read of ${n} at ${at}`);
+        assert.is(a.recycleReply(r.token), true);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
   test('readFileReply on a non-blocking FIFO: partial data, then EAGAIN; EOF without a writer', async () => {
     const fifo = path.join(dir, 'fifo-read');
     execFileSync('mkfifo', [fifo]);
