@@ -73,6 +73,7 @@ export class Agent {
       backend: this.backend, config: this.config, state: this.state, log: this.log, services: this.services,
     });
     this.channel.on('data', (d: Buffer) => this.onData(d));
+    this.channel.setIdleProbe?.(() => !this.running && this.queue.length === 0);
     this.channel.on('connect', () => {
       // A new client gets a clean parser (qemu-ga keeps the old client's half request).
       this.generation++;

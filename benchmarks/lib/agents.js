@@ -50,6 +50,7 @@ function agentSpecs({ qemuGa, echo, nodeFlags = [] }) {
   // for with --agents (transport comparisons in one run).
   specs.push({ ...nodeAgent('native'), id: 'native-stream', label: 'node-qga native (net.Socket)', env: { NODE_QGA_FD_WATCH: 'poll' }, onlyWhenAsked: true });
   specs.push({ ...nodeAgent('native'), id: 'native-pool', label: 'node-qga native (libuv pool, no I/O lane)', env: { NODE_QGA_LANE_SPIN_US: '0' }, onlyWhenAsked: true });
+  specs.push({ ...nodeAgent('native'), id: 'native-nospin', label: 'node-qga native (no socket spin)', env: { NODE_QGA_SOCKET_SPIN_US: '0' }, onlyWhenAsked: true });
   specs.push({
     id: 'qemu-ga',
     label: qemuGa.version ? `qemu-ga ${qemuGa.version}` : 'qemu-ga',

@@ -128,12 +128,19 @@ export interface FdWatcher {
   backoff(ms: number): void;
   /** Watches for `mask` from now on (1 readable, 2 writable, 4 peer closed; 0 = nothing). */
   setEvents(mask: number): void;
+  /**
+   * After a callback that returns true, the addon looks for more input for up to `us` µs before
+   * going back to the event loop (0, the default: never). Absent in older addon builds.
+   */
+  spinAfter?(us: number): void;
+  /** Spins started after idle callbacks, and how many of them found input (diagnostics, tests). */
+  spinStats?(): { spins: number; caught: number };
   /** Stops for good; call before closing the descriptor. Idempotent. */
   close(): void;
 }
 
 /** `status` < 0 is a libuv error (the watch stopped); `events` bit 1 = readable or hung up, 2 = writable, 4 = peer closed. */
-export type WatchFd = (fd: number, onReady: (status: number, events: number) => void) => FdWatcher;
+export type WatchFd = (fd: number, onReady: (status: number, events: number) => boolean | void) => FdWatcher;
 
 /**
  * The addon's watchFd, or undefined when the addon (or this function in it) is missing, or

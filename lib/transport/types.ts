@@ -24,6 +24,11 @@ export interface Channel extends EventEmitter {
    * not given back after the write.
    */
   send?(chunks: ReadonlyArray<Buffer | string>): Promise<void> | undefined;
+  /**
+   * Optional: how the channel can tell that everything it delivered has been answered (the
+   * unix-listen client uses it to look for the next request before sleeping; see fd-socket.ts).
+   */
+  setIdleProbe?(idle: () => boolean): void;
   /** Stop reading; a paused channel buffers nothing new (back-pressure while a reply is slow). */
   pause(): void;
   resume(): void;

@@ -18,6 +18,8 @@ import { FdSocket, loadFdSocketIo, type FdSocketIo } from './fd-socket';
 export class UnixListenChannel extends EventEmitter implements Channel {
   private server?: net.Server;
   private current?: net.Socket;
+  private idleProbe?: () => boolean;
+  setIdleProbe(idle: () => boolean): void { this.idleProbe = idle; }
   /** The current client's descriptor driver (fd path), undefined on the net.Socket path. */
   private currentFd?: FdSocket;
   private readonly fdIo: FdSocketIo | undefined = loadFdSocketIo();
@@ -81,6 +83,7 @@ export class UnixListenChannel extends EventEmitter implements Channel {
     try {
       conn = new FdSocket(io, fd, {
         data: (d) => this.emit('data', d),
+        idle: () => this.idleProbe?.() === true,
         end: () => this.emit('eof', () => conn.end()),
         // The watcher is closed: the net.Socket may close the descriptor now ('close' then
         // comes on a later tick, so a write failing inside a reply never re-enters the agent).
