@@ -95,18 +95,7 @@ void ThreadTask::Settle(napi_env raw_env, napi_value, void* context, void*) {
   ThreadTask* task = static_cast<ThreadTask*>(context);
   if (raw_env != nullptr) {
     Napi::Env env(raw_env);
-    Napi::HandleScope scope(env);
-    napi_value value;
-    if (task->error_.failed()) {
-      napi_reject_deferred(env, task->deferred_, task->error_.ToJs(env).Value());
-    } else {
-      try {
-        value = task->Result(env);
-        napi_resolve_deferred(env, task->deferred_, value);
-      } catch (const Napi::Error& e) {
-        napi_reject_deferred(env, task->deferred_, e.Value());
-      }
-    }
+    SettleDeferred(env, task->deferred_, task->error_, [&] { return task->Result(env); });
   }
   delete task;
 }

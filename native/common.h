@@ -37,6 +37,22 @@ std::string Decimal(long long n);
 // "EBUSY" for EBUSY, "E<number>" when unknown.
 std::string ErrnoName(int err);
 
+// Settles `deferred` on the JS thread: rejected with `error` when it failed, else resolved with
+// result() (rejected instead when building it throws).
+template <typename ResultFn>
+void SettleDeferred(Napi::Env env, napi_deferred deferred, const TaskError& error, ResultFn result) {
+  Napi::HandleScope scope(env);
+  if (error.failed()) {
+    napi_reject_deferred(env, deferred, error.ToJs(env).Value());
+    return;
+  }
+  try {
+    napi_resolve_deferred(env, deferred, result());
+  } catch (const Napi::Error& e) {
+    napi_reject_deferred(env, deferred, e.Value());
+  }
+}
+
 class PromiseWorker : public Napi::AsyncWorker {
  public:
   PromiseWorker(Napi::Env env, const char* name)

@@ -44,17 +44,8 @@ int64_t EnvMicros(const char* name, int64_t fallback) {
   return n;
 }
 
-void SettleDeferred(Napi::Env env, napi_deferred deferred, LaneJob* job) {
-  Napi::HandleScope scope(env);
-  if (job->error_.failed()) {
-    napi_reject_deferred(env, deferred, job->error_.ToJs(env).Value());
-    return;
-  }
-  try {
-    napi_resolve_deferred(env, deferred, job->Result(env));
-  } catch (const Napi::Error& e) {
-    napi_reject_deferred(env, deferred, e.Value());
-  }
+void Settle(Napi::Env env, napi_deferred deferred, LaneJob* job) {
+  SettleDeferred(env, deferred, job->error_, [&] { return job->Result(env); });
 }
 
 // The pool path: the same job as a libuv work item.
@@ -71,7 +62,7 @@ class PoolJob : public Napi::AsyncWorker {
 
  private:
   void Execute() override { job_->Execute(); }
-  void OnOK() override { SettleDeferred(Env(), deferred_, job_); }
+  void OnOK() override { Settle(Env(), deferred_, job_); }
   void OnError(const Napi::Error& e) override { napi_reject_deferred(Env(), deferred_, e.Value()); }
   LaneJob* job_;
   napi_deferred deferred_ = nullptr;
@@ -123,7 +114,7 @@ class IoLane {
     }
     stats_.waited++;
     busy_ = false;
-    SettleDeferred(env, deferred, job);
+    Settle(env, deferred, job);
     delete job;
     return Napi::Promise(env, promise);
   }
@@ -189,7 +180,7 @@ class IoLane {
     lane->busy_ = false;
     if (raw_env == nullptr) return;  // the environment is gone: so is everything the job refers to
     Napi::Env env(raw_env);
-    SettleDeferred(env, job->deferred_, job);
+    Settle(env, job->deferred_, job);
     napi_unref_threadsafe_function(raw_env, lane->tsfn_);
     delete job;
   }

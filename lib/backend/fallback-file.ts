@@ -9,6 +9,11 @@ import { decodeBase64Qga } from '../base64';
 import { fileReadReplyChunks } from '../protocol/encoder';
 import type { FileReadReply } from './types';
 
+/** One pread of up to `length` bytes at `position` into `buf` from 0, on the pool (the read-ahead window). */
+export function preadInto(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
+  return read(fd, buf, 0, length, position);
+}
+
 function read(fd: number, buf: Buffer, off: number, len: number, pos: number | null): Promise<number> {
   return new Promise((resolve, reject) => fs.read(fd, buf, off, len, pos, (e, n) => (e ? reject(e) : resolve(n))));
 }

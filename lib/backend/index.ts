@@ -5,7 +5,7 @@
 import type { AgentConfig } from '../config-types';
 import type { Logger } from '../log';
 import type { SystemBackend } from './types';
-import { readFileReply, writeBase64 } from './fallback-file';
+import { preadInto, readFileReply, writeBase64 } from './fallback-file';
 
 export function createFallbackBackend(config: AgentConfig): SystemBackend {
   let system: Omit<SystemBackend, 'kind' | 'readFileReply' | 'writeBase64'>;
@@ -16,7 +16,7 @@ export function createFallbackBackend(config: AgentConfig): SystemBackend {
     if ((e as NodeJS.ErrnoException).code !== 'MODULE_NOT_FOUND') throw e;
     system = unavailableSystem();
   }
-  return { ...system, kind: 'fallback', readFileReply, writeBase64 };
+  return { ...system, kind: 'fallback', readFileReply, writeBase64, preadInto };
 }
 
 function unavailableSystem(): Omit<SystemBackend, 'kind' | 'readFileReply' | 'writeBase64'> {

@@ -78,8 +78,8 @@ export interface SystemBackend {
    */
   writeBase64(fd: number, position: number | null, src: Buffer, start: number, end: number, count: number | undefined, opts?: { consume?: boolean }): Promise<number>;
   /**
-   * One pread(2) of up to `length` bytes at `position` into `buf` from 0 (optional: the native
-   * backend's I/O lane; without it the read-ahead window is filled with fs.read on the pool).
+   * One pread(2) of up to `length` bytes at `position` into `buf` from 0, for the read-ahead
+   * window (native: the I/O lane; fallback: fs.read on the pool; absent: the pool as well).
    */
   preadInto?(fd: number, buf: Buffer, length: number, position: number): Promise<number>;
 

@@ -13,7 +13,7 @@
  * A read the window cannot cover in full goes to the backend as before, so short reads and
  * end-of-file are answered exactly as without it.
  */
-import * as fs from 'node:fs';
+import { preadInto as poolRead } from '../backend/fallback-file';
 
 /** Reads of at most this many bytes use the window. */
 export const SMALL_READ_MAX = 16 * 1024;
@@ -25,10 +25,6 @@ export const readAheadStats = { fills: 0, hits: 0 };
 
 /** pread(2) of up to `length` bytes at `position` into `buf` from 0. */
 export type WindowReader = (fd: number, buf: Buffer, length: number, position: number) => Promise<number>;
-
-function poolRead(fd: number, buf: Buffer, length: number, position: number): Promise<number> {
-  return new Promise((resolve, reject) => fs.read(fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))));
-}
 
 export class ReadAhead {
   private buf: Buffer | null = null;
@@ -47,8 +43,8 @@ export class ReadAhead {
   }
 
   /**
-   * One pread of the window at `position`, off the event loop (`pread`: the native backend's I/O
-   * lane; fs.read on the pool otherwise); resolves with the bytes the window holds.
+   * One pread of the window at `position`, off the event loop (`pread`: the backend's, the I/O
+   * lane for the native one; fs.read on the pool by default); resolves with the bytes the window holds.
    */
   async fill(fd: number, position: number, generation: number, pread: WindowReader = poolRead): Promise<number> {
     this.buf ??= Buffer.allocUnsafeSlow(WINDOW);

@@ -18,8 +18,8 @@ import { FdSocket, loadFdSocketIo, type FdSocketIo } from './fd-socket';
 export class UnixListenChannel extends EventEmitter implements Channel {
   private server?: net.Server;
   private current?: net.Socket;
+  /** From the agent: everything delivered has been answered (FdSocket spins only then). */
   private idleProbe?: () => boolean;
-  setIdleProbe(idle: () => boolean): void { this.idleProbe = idle; }
   /** The current client's descriptor driver (fd path), undefined on the net.Socket path. */
   private currentFd?: FdSocket;
   private readonly fdIo: FdSocketIo | undefined = loadFdSocketIo();
@@ -33,6 +33,8 @@ export class UnixListenChannel extends EventEmitter implements Channel {
   constructor(private readonly path: string, private readonly listenFd?: number) { super(); }
 
   get description(): string { return `unix-listen:${this.path}`; }
+
+  setIdleProbe(idle: () => boolean): void { this.idleProbe = idle; }
 
   /** How clients are driven: 'fd' (the addon's watcher, FdSocket) or 'stream' (net.Socket). */
   get driver(): 'fd' | 'stream' { return this.fdIo ? 'fd' : 'stream'; }
